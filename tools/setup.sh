@@ -10,6 +10,12 @@ PYTHON="${PYTHON:-python3.11}"
 STAMP="$VENV/.vla-setup-stamp"
 
 step() { CURRENT_STEP="$1"; echo "==> $1"; }
+# pip on these machines warns about every missing local index folder; keep real errors only.
+pip_install() {
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
+    | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
 trap 'echo "setup failed during step: ${CURRENT_STEP:-start} (see the messages above)" >&2' ERR
 
 step "check Python 3.11 (the ROS 2 wheels are cp311 only)"
@@ -30,8 +36,8 @@ touch "$VENV/COLCON_IGNORE"
 step "install pinned Python packages (ROS 2 Kilted wheels, PyTorch CPU, transformers, h5py)"
 want="$(cat "$ROOT/requirements.txt" "$ROOT/src/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT/src"
+  pip_install -r "$ROOT/requirements.txt"
+  pip_install --no-deps -e "$ROOT/src"
   echo "$want" > "$STAMP"
 else
   echo "    already installed"
@@ -41,6 +47,7 @@ step "rewrite build-machine paths in the ROS wheels' CMake exports"
 "$VENV/bin/python" "$ROOT/tools/fix_wheel_cmake_paths.py" "$VENV"
 
 step "build the workspace with colcon"
+mkdir -p "$ROOT/log"
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
