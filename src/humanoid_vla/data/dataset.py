@@ -1,0 +1,251 @@
+"""
+A torch Dataset of (image, instruction, action chunk) steps from episode files.
+
+Actions, instructions and proprioception are small and loaded up front; frames are read lazily.
+HDF5 handles are opened on first use in the process that uses them (each DataLoader worker
+opens its own) and never pickled, because h5py handles must not cross a fork or a pickle.
+Augmentation uses torch's RNG only, which DataLoader seeds differently in every worker.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+import os
+from pathlib import Path
+
+import h5py
+from humanoid_vla.data.episode_reader import EpisodeReader
+from humanoid_vla.data.schema import EpisodeReadError, is_image_key, SPLITS
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+# Each cached frame dataset keeps its episode file open; bound them to stay under ulimit -n.
+_MAX_OPEN_EPISODES = 64
+_CROP_SCALE = (0.9, 1.0)
+_BRIGHTNESS = 0.1
+_CONTRAST = 0.1
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class _EpisodeRef:
+    path_index: int
+    name: str
+    instruction: str
+    actions: np.ndarray
+    proprio: np.ndarray | None
+
+    @property
+    def length(self) -> int:
+        return self.actions.shape[0]
+
+
+def _uniform(low: float, high: float) -> float:
+    return low + (high - low) * float(torch.rand(()))
+
+
+def random_resized_crop(image: torch.Tensor, scale: tuple[float, float]) -> torch.Tensor:
+    """Crop a random window keeping the aspect ratio, covering ``scale`` of the area."""
+    _, height, width = image.shape
+    side = _uniform(*scale) ** 0.5
+    crop_h = max(1, round(height * side))
+    crop_w = max(1, round(width * side))
+    top = int(torch.randint(0, height - crop_h + 1, ()))
+    left = int(torch.randint(0, width - crop_w + 1, ()))
+    return image[:, top:top + crop_h, left:left + crop_w]
+
+
+def color_jitter(image: torch.Tensor, brightness: float, contrast: float) -> torch.Tensor:
+    """Scale brightness, then contrast around the mean grey, like torchvision's ColorJitter."""
+    image = (image * _uniform(1 - brightness, 1 + brightness)).clamp(0.0, 1.0)
+    weights = torch.tensor(_GRAY_WEIGHTS, dtype=image.dtype).view(3, 1, 1)
+    mean = (image * weights).sum(dim=0).mean()
+    factor = _uniform(1 - contrast, 1 + contrast)
+    return ((image - mean) * factor + mean).clamp(0.0, 1.0)
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a (3, H, W) image with antialiasing (no-op when already that size)."""
+    if tuple(image.shape[1:]) == size:
+        return image
+    return F.interpolate(image[None], size=size, mode='bilinear', align_corners=False,
+                         antialias=True)[0]
+
+
+class EpisodeDataset(Dataset):
+    """
+    Steps of one or more episode files, each with the chunk of actions that follows it.
+
+    An item holds ``image`` float32 (3, S, S) in [0, 1], ``instruction`` str, ``actions``
+    float32 (chunk_size, D) (past the episode end the last action repeats) with ``action_mask``
+    bool (chunk_size,) False on those repeats, and ``proprio`` float32 when ``proprio_key`` is
+    set.  ``image_size=None`` keeps the recorded resolution.
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike | Sequence[str | os.PathLike],
+        split: str | None = 'train',
+        image_key: str | None = None,
+        chunk_size: int = 1,
+        image_size: int | None = 224,
+        augment: bool = False,
+        proprio_key: str | None = None,
+    ) -> None:
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        if not paths:
+            raise ValueError('EpisodeDataset needs at least one episode file')
+        if split is not None and split not in SPLITS:
+            raise ValueError(f'split must be one of {SPLITS} or None, got {split!r}')
+        if int(chunk_size) < 1:
+            raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+        if image_size is not None and int(image_size) < 1:
+            raise ValueError(f'image_size must be >= 1 or None, got {image_size}')
+        self._paths = [Path(p).expanduser().resolve() for p in paths]
+        self._split = split
+        self._chunk_size = int(chunk_size)
+        self._image_size = None if image_size is None else int(image_size)
+        self._augment = bool(augment)
+        self._proprio_key = proprio_key
+        self._image_key = image_key
+        self._episodes: list[_EpisodeRef] = []
+        for path_index, path in enumerate(self._paths):
+            self._load_file(path_index, path)
+        if not self._episodes:
+            listed = ', '.join(map(str, paths))
+            raise EpisodeReadError(f'no episodes in split {split!r} of {listed}')
+        dims = {ep.actions.shape[1] for ep in self._episodes}
+        if len(dims) != 1:
+            raise EpisodeReadError(f'episodes disagree on the action dimension: {sorted(dims)}')
+        lengths = np.array([ep.length for ep in self._episodes], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(lengths)])
+        self._readers: dict[int, EpisodeReader] = {}
+        self._frames: OrderedDict[int, h5py.Dataset] = OrderedDict()
+        self._owner_pid: int | None = None
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def _load_file(self, path_index: int, path: Path) -> None:
+        with EpisodeReader(path) as reader:
+            names = reader.demo_names() if self._split is None else reader.split(self._split)
+            for name in names:
+                group = reader.demo_group(name)
+                obs_keys = sorted(group['obs'])
+                if self._image_key is None:
+                    images = [k for k in obs_keys if is_image_key(k)]
+                    if not images:
+                        raise EpisodeReadError(
+                            f'{name} of {path} has no *_rgb observation; pass image_key')
+                    self._image_key = images[0]
+                for key in (self._image_key, self._proprio_key):
+                    if key is not None and key not in obs_keys:
+                        raise EpisodeReadError(f'{name} of {path} has no observation {key!r}')
+                proprio = None
+                if self._proprio_key is not None:
+                    proprio = group['obs'][self._proprio_key][()].astype(np.float32)
+                self._episodes.append(_EpisodeRef(
+                    path_index=path_index,
+                    name=name,
+                    instruction=reader.instruction(name),
+                    actions=group['actions'][()].astype(np.float32),
+                    proprio=proprio,
+                ))
+
+    # --- lazy per-process handles -----------------------------------------------------------
+
+    def _frames_of(self, episode_index: int) -> h5py.Dataset:
+        pid = os.getpid()
+        if self._owner_pid != pid:
+            # Handles inherited through fork belong to the parent: start afresh here.
+            self._readers, self._frames, self._owner_pid = {}, OrderedDict(), pid
+        if episode_index in self._frames:
+            self._frames.move_to_end(episode_index)
+            return self._frames[episode_index]
+        episode = self._episodes[episode_index]
+        reader = self._readers.get(episode.path_index)
+        if reader is None:
+            reader = EpisodeReader(self._paths[episode.path_index])
+            self._readers[episode.path_index] = reader
+        frames = reader.demo_group(episode.name)['obs'][self._image_key]
+        self._frames[episode_index] = frames
+        if len(self._frames) > _MAX_OPEN_EPISODES:
+            self._frames.popitem(last=False)  # Its episode file closes with the last reference.
+        return frames
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_readers={}, _frames=OrderedDict(), _owner_pid=None)
+        return state
+
+    def close(self) -> None:
+        """Close the files this process opened."""
+        self._frames = OrderedDict()
+        for reader in self._readers.values():
+            reader.close()
+        self._readers = {}
+
+    # --- Dataset API ------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f'index {index} out of range for {len(self)} steps')
+        episode_index = int(np.searchsorted(self._starts, index, side='right')) - 1
+        episode = self._episodes[episode_index]
+        step = index - int(self._starts[episode_index])
+        frame = self._frames_of(episode_index)[step]
+        future = np.arange(step, step + self._chunk_size)
+        item: dict[str, object] = {
+            'image': self._prepare_image(frame),
+            'instruction': episode.instruction,
+            'actions': torch.from_numpy(episode.actions[np.minimum(future, episode.length - 1)]),
+            'action_mask': torch.from_numpy(future < episode.length),
+        }
+        if episode.proprio is not None:
+            item['proprio'] = torch.from_numpy(episode.proprio[step].copy())
+        return item
+
+    def _prepare_image(self, frame: np.ndarray) -> torch.Tensor:
+        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255.0
+        size = tuple(image.shape[1:]) if self._image_size is None else (self._image_size,) * 2
+        if self._augment:
+            image = random_resized_crop(image, _CROP_SCALE)
+        image = resize(image, size)
+        if self._augment:
+            image = color_jitter(image, _BRIGHTNESS, _CONTRAST)
+        return image.clamp(0.0, 1.0).contiguous()
+
+    # --- whole-dataset views ----------------------------------------------------------------
+
+    @property
+    def image_key(self) -> str:
+        """Return the observation key the images come from."""
+        return self._image_key
+
+    @property
+    def action_dim(self) -> int:
+        """Return D, the length of one action."""
+        return self._episodes[0].actions.shape[1]
+
+    @property
+    def num_episodes(self) -> int:
+        """Return the number of episodes in this split."""
+        return len(self._episodes)
+
+    def all_actions(self) -> np.ndarray:
+        """Every action of the split, (N, D) float32, e.g. for normalisation statistics."""
+        return np.concatenate([ep.actions for ep in self._episodes], axis=0)
+
+    def instructions(self) -> list[str]:
+        """Return the instruction of every episode, in dataset order (duplicates kept)."""
+        return [ep.instruction for ep in self._episodes]

@@ -1,0 +1,152 @@
+"""The torch EpisodeDataset: items, action chunks, splits and multi-worker loading."""
+
+import pickle
+
+from humanoid_vla.data import consolidate, EpisodeReader, EpisodeReadError, EpisodeWriter
+import humanoid_vla.data.dataset as dataset_module
+from humanoid_vla.data.dataset import EpisodeDataset
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+LENGTHS = [5, 3, 8, 4, 6]
+
+
+def _frame(episode, step):
+    """Return a frame whose left half encodes the episode and right half the step."""
+    frame = np.zeros((20, 30, 3), np.uint8)
+    frame[:, :15] = 10 * episode
+    frame[:, 15:] = 10 * step
+    return frame
+
+
+def _action(episode, step):
+    return np.array([episode, step, episode * 100 + step], np.float32)
+
+
+@pytest.fixture(scope='module')
+def dataset_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp('episodes') / 'ds.hdf5'
+    with EpisodeWriter(path, valid_fraction=0.4) as writer:
+        for episode, length in enumerate(LENGTHS):
+            writer.begin_episode(f'task {episode}')
+            for step in range(length):
+                writer.add_step({'wrist_rgb': _frame(episode, step),
+                                 'front_rgb': _frame(episode, step)[::2, ::2].copy(),
+                                 'joint_states': np.full(4, step, np.float32)},
+                                _action(episode, step), 0.1 * step)
+            writer.end_episode(True)
+    return path
+
+
+def _episode_of(item):
+    return int(item['actions'][0, 0])
+
+
+def test_items_have_the_documented_shapes(dataset_path):
+    data = EpisodeDataset(dataset_path, split=None, image_size=32, chunk_size=4,
+                          proprio_key='joint_states')
+    assert len(data) == sum(LENGTHS) and data.num_episodes == 5
+    assert data.image_key == 'front_rgb'  # the first *_rgb key, alphabetically
+    item = data[0]
+    assert item['image'].shape == (3, 32, 32) and item['image'].dtype == torch.float32
+    assert 0.0 <= item['image'].min() and item['image'].max() <= 1.0
+    assert item['instruction'] == 'task 0'
+    assert item['actions'].shape == (4, 3) and item['actions'].dtype == torch.float32
+    assert item['action_mask'].dtype == torch.bool
+    assert item['proprio'].shape == (4,) and item['proprio'].dtype == torch.float32
+    assert data.all_actions().shape == (sum(LENGTHS), 3)
+    assert data.instructions() == [f'task {i}' for i in range(5)]
+    assert data[-1]['instruction'] == 'task 4'
+    with pytest.raises(IndexError):
+        data[len(data)]
+
+
+def test_native_resolution_and_pixel_values(dataset_path):
+    data = EpisodeDataset(dataset_path, split=None, image_key='wrist_rgb', image_size=None)
+    index = LENGTHS[0] + 2  # episode 1, step 2
+    image = data[index]['image']
+    assert image.shape == (3, 20, 30)
+    expected = torch.from_numpy(_frame(1, 2)).permute(2, 0, 1).float() / 255
+    torch.testing.assert_close(image, expected)
+
+
+def test_action_chunks_pad_past_the_end_and_mask_the_padding(dataset_path):
+    data = EpisodeDataset(dataset_path, split=None, chunk_size=4, image_size=8)
+    start = LENGTHS[0]  # episode 1 has 3 steps
+    first, last = data[start], data[start + 2]
+    np.testing.assert_array_equal(first['actions'].numpy(),
+                                  [_action(1, 0), _action(1, 1), _action(1, 2), _action(1, 2)])
+    assert first['action_mask'].tolist() == [True, True, True, False]
+    np.testing.assert_array_equal(last['actions'].numpy(), [_action(1, 2)] * 4)
+    assert last['action_mask'].tolist() == [True, False, False, False]
+
+
+def test_split_follows_the_masks(dataset_path):
+    with EpisodeReader(dataset_path) as reader:
+        train, valid = reader.split('train'), reader.split('valid')
+    assert len(valid) == 2 and len(train) == 3
+    for split, names in (('train', train), ('valid', valid)):
+        data = EpisodeDataset(dataset_path, split=split, image_size=8)
+        episodes = {_episode_of(data[i]) for i in range(len(data))}
+        assert episodes == {int(n.split('_')[1]) for n in names}
+        assert len(data) == sum(LENGTHS[e] for e in episodes)
+        assert data.all_actions().shape[0] == len(data)
+    with pytest.raises(ValueError):
+        EpisodeDataset(dataset_path, split='test')
+
+
+def test_augment_stays_in_range_and_varies(dataset_path):
+    data = EpisodeDataset(dataset_path, split=None, image_size=16, augment=True,
+                          image_key='wrist_rgb')
+    torch.manual_seed(0)
+    images = torch.stack([data[7]['image'] for _ in range(8)])
+    assert images.shape == (8, 3, 16, 16)
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert not torch.allclose(images[0], images[1])
+
+
+def test_dataloader_with_two_workers(dataset_path):
+    data = EpisodeDataset(dataset_path, split=None, image_size=16, chunk_size=2)
+    data[0]  # handles opened here must not leak into the workers
+    loader = DataLoader(data, batch_size=4, num_workers=2, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    seen = []
+    for batch in loader:
+        assert batch['image'].shape[1:] == (3, 16, 16)
+        assert batch['actions'].shape[1:] == (2, 3)
+        assert len(batch['instruction']) == batch['image'].shape[0]
+        for row, instruction in zip(batch['actions'], batch['instruction']):
+            assert instruction == f'task {int(row[0, 0])}'
+        seen.extend((batch['actions'][:, 0, 2]).tolist())
+    assert sorted(seen) == sorted(e * 100 + s for e, n in enumerate(LENGTHS) for s in range(n))
+    pickle.loads(pickle.dumps(data))[0]  # spawn-style workers pickle the dataset
+    data.close()
+
+
+def test_several_files_and_a_consolidated_one(dataset_path, tmp_path):
+    shared = consolidate(dataset_path, tmp_path / 'shared.hdf5')
+    data = EpisodeDataset([dataset_path, shared], split=None, image_size=8)
+    assert len(data) == 2 * sum(LENGTHS)
+    torch.testing.assert_close(data[0]['image'], data[sum(LENGTHS)]['image'])
+
+
+def test_missing_keys_are_clear_errors(dataset_path):
+    with pytest.raises(EpisodeReadError, match='no observation'):
+        EpisodeDataset(dataset_path, image_key='depth_rgb')
+    with pytest.raises(EpisodeReadError, match='no observation'):
+        EpisodeDataset(dataset_path, proprio_key='ee_pose')
+    with pytest.raises(ValueError):
+        EpisodeDataset(dataset_path, chunk_size=0)
+
+
+def test_open_episode_files_are_bounded(dataset_path, monkeypatch):
+    monkeypatch.setattr(dataset_module, '_MAX_OPEN_EPISODES', 2)
+    data = EpisodeDataset(dataset_path, split=None, image_size=None, image_key='wrist_rgb')
+    for index in range(len(data)):
+        item = data[index]
+        episode, step = _episode_of(item), int(item['actions'][0, 1])
+        expected = torch.from_numpy(_frame(episode, step)).permute(2, 0, 1).float() / 255
+        torch.testing.assert_close(item['image'], expected)
+        assert len(data._frames) <= 2
