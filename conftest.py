@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Iterator, Optional
 
@@ -52,29 +53,34 @@ class NodeProcess:
 
     def __init__(self, argv: list[str], cwd: Optional[pathlib.Path] = None) -> None:
         self.argv = argv
+        # A file, not a pipe: a pipe nobody reads fills up and blocks the node's logging.
+        self._log = tempfile.TemporaryFile(mode='w+')
         self.process = subprocess.Popen(
-            argv, cwd=cwd or WORKSPACE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            argv, cwd=cwd or WORKSPACE, stdout=self._log, stderr=subprocess.STDOUT,
             text=True, start_new_session=True)
-        self.output = ''
+
+    @property
+    def output(self) -> str:
+        """Return everything the process printed so far."""
+        self._log.seek(0)
+        return self._log.read()
 
     def stop(self, timeout: float = 10.0) -> int:
         """Send SIGINT to the group, wait; SIGKILL after the timeout. Return the exit code."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)
         try:
-            out, _ = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            out, _ = self.process.communicate()
-        self.output += out or ''
+            self.process.wait()
         return self.process.returncode
 
     def kill(self) -> None:
         """SIGKILL the whole process group (a crash, as far as the node can tell)."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
-        out, _ = self.process.communicate()
-        self.output += out or ''
+        self.process.wait()
 
 
 @pytest.fixture

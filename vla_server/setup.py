@@ -36,6 +36,7 @@ setup(
     entry_points={
         'console_scripts': [
             'vla_server = vla_server.server_node:main',
+            'vla_client = vla_server.client:main',
         ],
     },
 )

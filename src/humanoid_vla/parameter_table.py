@@ -1,4 +1,5 @@
-"""Tables of node parameters (name, default, description), kept free of ROS.
+"""
+Tables of node parameters (name, default, description), kept free of ROS.
 
 Each node package lists its parameters once, as ParameterSpec entries; the node declares them with
 their descriptions, and a test checks config/<node>.yaml against the same table.

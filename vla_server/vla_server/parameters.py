@@ -55,6 +55,8 @@ SERVER_PARAMETERS = (
     ParameterSpec('policy_checkpoint', '',
                   'Checkpoint directory (custom) or model id / directory (openvla).'),
     ParameterSpec('policy_device', 'cpu', 'Torch device for the policy: cpu, cuda, cuda:1, ...'),
+    ParameterSpec('policy_options', '{}',
+                  'JSON object of backend-specific options, e.g. {"load_in_4bit": true}.'),
     ParameterSpec('replan_steps', 1,
                   'Ticks executed from one action chunk before the policy is queried again.'),
     ParameterSpec('temporal_ensembling', False,

@@ -1,0 +1,90 @@
+"""
+One control tick: observation -> policy -> action chunk queue -> safety filter -> command.
+
+The server calls ``VLAController.tick`` at its control rate. Chunks returned by the policy are
+executed over successive ticks; the policy is queried again after ``replan_steps`` ticks or when
+the chunk runs out.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+import time
+from typing import Optional
+
+from humanoid_vla.actions import ActionSpec, HumanoidAction
+from humanoid_vla.policies.base import Observation, Policy
+from humanoid_vla.safety import SafetyFilter, UnsafeActionError
+import numpy as np
+
+
+class PolicyError(RuntimeError):
+    """The policy raised, or returned something that is not an action chunk of the spec."""
+
+
+@dataclass
+class TickOutcome:
+    """What one tick commands, and what it cost."""
+
+    action: HumanoidAction
+    inference_ms: Optional[float]
+    clamps: dict[str, int]
+
+
+class VLAController:
+    """Turns observations into safe commands for one goal at a time."""
+
+    def __init__(self, policy: Policy, spec: ActionSpec, safety_filter: SafetyFilter,
+                 replan_steps: int = 1) -> None:
+        if replan_steps < 1:
+            raise ValueError(f'replan_steps must be >= 1, got {replan_steps}')
+        self.policy = policy
+        self.spec = spec
+        self.safety_filter = safety_filter
+        self.replan_steps = replan_steps
+        self._queue: deque[np.ndarray] = deque()
+        self._since_query = 0
+        self._previous: Optional[HumanoidAction] = None
+
+    def start_goal(self, current: Optional[HumanoidAction] = None) -> None:
+        """Forget the last goal's chunk and history; ``current`` is the robot's present pose."""
+        self.policy.reset()
+        self.safety_filter.reset()
+        self._queue.clear()
+        self._since_query = 0
+        self._previous = current
+
+    def tick(self, observation: Observation) -> TickOutcome:
+        """Return the next safe command; raise UnsafeActionError or PolicyError to end the goal."""
+        inference_ms = None
+        if not self._queue or self._since_query >= self.replan_steps:
+            inference_ms = self._query(observation)
+        vector = self._queue.popleft()
+        self._since_query += 1
+        if not np.all(np.isfinite(vector)):
+            bad = [name for name, value in zip(self.spec.dimension_names(), vector)
+                   if not np.isfinite(value)]
+            raise UnsafeActionError(f"policy returned a non-finite action in {', '.join(bad)}")
+        try:
+            action = HumanoidAction.from_vector(vector, self.spec)
+        except ValueError as error:
+            raise UnsafeActionError(f'policy action is not a valid command: {error}') from error
+        result = self.safety_filter.apply(action, self._previous)
+        self._previous = result.action
+        return TickOutcome(result.action, inference_ms, result.clamps)
+
+    def _query(self, observation: Observation) -> float:
+        started = time.perf_counter()
+        try:
+            chunk = np.asarray(self.policy.predict(observation), dtype=np.float64)
+        except Exception as error:  # noqa: BLE001 - any policy failure ends the goal cleanly
+            raise PolicyError(f'policy failed: {type(error).__name__}: {error}') from error
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if chunk.ndim == 1:
+            chunk = chunk[None, :]
+        if chunk.ndim != 2 or chunk.shape[0] < 1 or chunk.shape[1] != self.spec.dim:
+            raise PolicyError(
+                f'policy returned shape {chunk.shape}; expected (chunk, {self.spec.dim}) for '
+                f'action parts {list(self.spec.parts)}')
+        self._queue = deque(chunk)
+        self._since_query = 0
+        return elapsed_ms

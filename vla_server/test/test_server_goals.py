@@ -1,0 +1,188 @@
+"""The real vla_server process serving goals over the middleware (scripted test policy)."""
+
+import time
+
+from humanoid_interfaces.action import ExecuteVLATask
+import numpy as np
+import pytest
+
+Result = ExecuteVLATask.Result
+pytestmark = pytest.mark.ros
+
+
+def test_goal_runs_max_steps_with_one_feedback_per_step(harness, start_server):
+    start_server()
+    result, feedback = harness.run('pick up the red cup', 5)
+    assert (result.success, result.error_code, result.steps_executed) == (
+        False, Result.MAX_STEPS_REACHED, 5)
+    assert 'no success check is configured' in result.message
+    assert [f.current_step for f in feedback] == [1, 2, 3, 4, 5]
+    assert feedback[-1].progress == pytest.approx(1.0)
+    assert harness.pose_count() == 5 and len(harness.grippers) == 5
+    assert feedback[-1].commanded_pose.header.frame_id == 'base_link'
+
+
+def test_success_service_ends_the_goal_with_success(harness, start_server):
+    harness.success_after_calls = 2
+    start_server(success_service=f'{harness.ns}/task_success', success_check_period=3)
+    result, feedback = harness.run('touch the blue block', 50)
+    assert (result.success, result.error_code) == (True, Result.SUCCEEDED)
+    assert result.steps_executed == 6 and len(feedback) == 6
+    assert harness.success_calls == 2
+
+
+@pytest.mark.parametrize('instruction, max_steps, reason', [
+    ('', 5, 'instruction is empty'),
+    ('x' * 300, 5, 'more than the limit of 256'),
+    ('pick', -3, 'max_steps must be >= 0'),
+    ('pick', 5000, 'above the server'),
+])
+def test_bad_goals_end_at_once_with_the_reason(harness, start_server, instruction, max_steps,
+                                               reason):
+    start_server()
+    result, feedback = harness.run(instruction, max_steps)
+    assert result.error_code == Result.INVALID_GOAL and reason in result.message
+    assert not result.success and result.steps_executed == 0 and feedback == []
+    assert harness.pose_count() == 0
+
+
+def test_goal_without_a_policy_is_refused_with_no_policy(harness, start_server):
+    process = start_server(policy_backend='custom', policy_checkpoint='/nonexistent/ckpt')
+    result, _ = harness.run('pick up the red cup', 5)
+    assert result.error_code == Result.NO_POLICY and 'no policy' in result.message
+    assert '/nonexistent/ckpt' in result.message
+    process.stop()
+    assert 'no policy loaded' in process.output
+
+
+def test_cancel_is_honoured_within_one_tick_and_nothing_follows(harness, start_server):
+    start_server(control_rate_hz=10.0)
+    feedback = []
+    handle = harness.send('wave', 100, feedback)
+    while len(feedback) < 3:
+        time.sleep(0.01)
+    cancel_sent = time.monotonic()
+    handle.cancel_goal_async()
+    result = harness.result(handle)
+    answered = time.monotonic() - cancel_sent
+    assert result.error_code == Result.CANCELED and 'canceled' in result.message
+    assert answered < 0.1 + 0.15
+    poses_at_end = harness.pose_count()
+    time.sleep(0.4)
+    assert harness.pose_count() == poses_at_end
+    assert result.steps_executed == poses_at_end
+
+
+def test_camera_timeout_aborts_within_timeout_plus_one_tick(harness, start_server):
+    start_server(control_rate_hz=10.0, camera_timeout_s=0.3)
+    feedback = []
+    handle = harness.send('pick up the cup', 100, feedback)
+    while len(feedback) < 2:
+        time.sleep(0.01)
+    harness.publish_images = False
+    stopped = time.monotonic()
+    result = harness.result(handle)
+    elapsed = time.monotonic() - stopped
+    assert result.error_code == Result.CAMERA_TIMEOUT and 'no camera image' in result.message
+    assert elapsed < 0.3 + 0.1 + 0.15
+    poses_at_end = harness.pose_count()
+    time.sleep(0.3)
+    assert harness.pose_count() == poses_at_end
+
+
+def test_goal_without_any_image_aborts_at_once(harness, start_server):
+    harness.publish_images = False
+    start_server()
+    result, feedback = harness.run('pick', 10)
+    assert result.error_code == Result.CAMERA_TIMEOUT and feedback == []
+
+
+def test_new_goal_preempts_the_running_one(harness, start_server):
+    start_server(control_rate_hz=20.0)
+    first_feedback = []
+    first = harness.send('first task', 200, first_feedback)
+    while len(first_feedback) < 2:
+        time.sleep(0.01)
+    second_result, second_feedback = harness.run('second task', 3)
+    first_result = harness.result(first)
+    assert first_result.error_code == Result.PREEMPTED and 'preempted' in first_result.message
+    assert second_result.error_code == Result.MAX_STEPS_REACHED
+    assert second_result.steps_executed == 3
+
+
+def test_new_goal_is_refused_when_preemption_is_off(harness, start_server):
+    start_server(preempt_running_goal=False)
+    first_feedback = []
+    first = harness.send('first task', 40, first_feedback)
+    while not first_feedback:
+        time.sleep(0.01)
+    second_result, _ = harness.run('second task', 3)
+    assert second_result.error_code == Result.SERVER_BUSY
+    assert harness.result(first).error_code == Result.MAX_STEPS_REACHED
+
+
+def test_nan_action_aborts_and_publishes_nothing(harness, start_server):
+    start_server(policy_options='{"nan_at_call": 0}')
+    result, feedback = harness.run('pick', 10)
+    assert result.error_code == Result.UNSAFE_ACTION and 'non-finite' in result.message
+    assert result.steps_executed == 0 and feedback == []
+    time.sleep(0.2)
+    assert harness.pose_count() == 0 and harness.grippers == []
+
+
+def test_nan_after_some_steps_stops_publishing_there(harness, start_server):
+    start_server(policy_options='{"nan_at_call": 3}')
+    result, _ = harness.run('pick', 10)
+    assert result.error_code == Result.UNSAFE_ACTION and result.steps_executed == 3
+    time.sleep(0.2)
+    assert harness.pose_count() == 3
+
+
+def test_workspace_clamp_and_step_limit_show_on_published_poses(harness, start_server):
+    start = [0.9, 0.0, 1.0, 0, 0, 0, 1, 0.5]   # x starts outside the box (max 0.7)
+    start_server(policy_options=f'{{"start": {start}, "velocity": [0.0, 0.2, 0.0]}}',
+                 max_position_step=0.05)
+    result, _ = harness.run('reach', 6)
+    positions = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z]
+                          for _, m in harness.poses])
+    assert len(positions) == 6
+    assert np.all(positions[:, 0] <= 0.7 + 1e-9)
+    steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
+    assert np.all(steps <= 0.05 + 1e-9) and steps.max() == pytest.approx(0.05)
+    assert 'clamps=' in result.message and 'workspace=' in result.message
+    assert 'position_step=' in result.message
+
+
+def test_dry_run_reports_but_publishes_nothing(harness, start_server):
+    start_server(dry_run=True)
+    result, feedback = harness.run('pick', 4)
+    assert result.steps_executed == 4 and len(feedback) == 4
+    time.sleep(0.2)
+    assert harness.pose_count() == 0
+
+
+def test_malformed_images_are_counted_and_skipped(harness, start_server):
+    harness.image_encoding = 'broken'
+    start_server(camera_timeout_s=0.3)
+    result, _ = harness.run('pick', 5)
+    assert result.error_code == Result.CAMERA_TIMEOUT
+    assert 'malformed images skipped so far' in result.message
+
+
+def test_client_executable_prints_feedback_and_exits_by_outcome(harness, start_server):
+    import subprocess
+    from ament_index_python.packages import get_package_prefix
+    start_server()
+    client = f"{get_package_prefix('vla_server')}/lib/vla_server/vla_client"
+    ran = subprocess.run([client, 'pick up the red cup', '--max-steps', '3', '--action',
+                          f'{harness.ns}/execute_vla_task'], capture_output=True, text=True,
+                         timeout=60)
+    assert ran.returncode == 3, ran.stdout + ran.stderr
+    assert ran.stdout.count('step ') == 3 and 'result: MAX_STEPS_REACHED' in ran.stdout
+    refused = subprocess.run([client, '', '--action', f'{harness.ns}/execute_vla_task'],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and 'INVALID_GOAL' in refused.stdout
+    missing = subprocess.run([client, 'pick', '--action', 'nobody_serves_this',
+                              '--server-timeout', '1'], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 2 and 'no action server' in missing.stderr
