@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from humanoid_vla.actions import ActionSpec, ActionSpecMismatchError
-from humanoid_vla.models import CustomVLAModel
+from humanoid_vla.models import CustomVLAConfig, CustomVLAModel
 from humanoid_vla.normalization import NormalizationStats, STATS_FILENAME
+import numpy as np
 import torch
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
@@ -102,6 +103,28 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = 'cpu') -
     spec.check_dim(stats.dim, f'normalisation stats in {source / STATS_FILENAME}')
     model.to(device).eval()
     return LoadedCheckpoint(model=model, stats=stats, spec=spec, extra=extra)
+
+
+def save_untrained_checkpoint(directory: str | Path, spec: ActionSpec,
+                              config: CustomVLAConfig | None = None, seed: int = 0) -> Path:
+    """
+    Save a randomly initialised model with statistics of a plausible action range.
+
+    For tests and benchmarks that need a real checkpoint of the right shape (the forward pass and
+    every loading step are real; the actions mean nothing). Hand positions span a box in front of
+    the robot, orientations stay at the identity, grippers span [0, 1].
+    """
+    torch.manual_seed(seed)
+    model = CustomVLAModel(config or CustomVLAConfig(action_dim=spec.dim))
+    rng = np.random.default_rng(seed)
+    actions = np.zeros((256, spec.dim))
+    for part_slice in spec.position_slices().values():
+        actions[:, part_slice] = rng.uniform([0.2, -0.3, 0.8], [0.5, 0.3, 1.1], size=(256, 3))
+    for part_slice in spec.quaternion_slices().values():
+        actions[:, part_slice.stop - 1] = 1.0
+    actions[:, spec.gripper_mask()] = rng.uniform(0.0, 1.0, size=(256, spec.gripper_mask().sum()))
+    stats = NormalizationStats.from_actions(actions, mask=~spec.gripper_mask())
+    return save_checkpoint(directory, model, stats, spec)
 
 
 def _write_json(path: Path, data: Any) -> None:

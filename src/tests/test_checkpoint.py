@@ -106,3 +106,24 @@ def test_wrong_model_type(checkpoint):
     (checkpoint / 'config.json').write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match='bert'):
         load_checkpoint(checkpoint)
+
+
+def test_untrained_checkpoint_loads_and_predicts_inside_its_action_range(tmp_path):
+    from humanoid_vla.actions import ActionSpec
+    from humanoid_vla.checkpoint import load_checkpoint, save_untrained_checkpoint
+    from humanoid_vla.models import CustomVLAConfig
+    from humanoid_vla.policies.base import Observation
+    from humanoid_vla.policies.custom import CustomVLAPolicy
+    import numpy as np
+
+    spec = ActionSpec(('right_hand_pose', 'right_gripper'))
+    tiny = CustomVLAConfig(action_dim=spec.dim, language_encoder='tiny', image_size=64,
+                           patch_size=32, vision_hidden_size=32, vision_layers=1,
+                           vision_heads=2, vision_intermediate_size=64, hidden_size=32,
+                           num_heads=2, num_fusion_layers=1)
+    directory = save_untrained_checkpoint(tmp_path / 'ckpt', spec, config=tiny)
+    assert load_checkpoint(directory).spec == spec
+    action = CustomVLAPolicy(directory).predict(
+        Observation(np.zeros((48, 64, 3), np.uint8), 'touch the cup'))
+    assert action.shape == (1, spec.dim)
+    assert np.all(action[0, :3] >= [0.2, -0.3, 0.8]) and np.all(action[0, :3] <= [0.5, 0.3, 1.1])

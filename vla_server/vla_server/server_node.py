@@ -97,6 +97,7 @@ class VLAServerNode(Node):
         self._joints = _Stamped()
         self._last_good_image: Optional[np.ndarray] = None
         self._last_good_image_time = float('-inf')
+        self._last_good_image_stamp = None
         self._sensor_lock = threading.Lock()
         self.malformed_images = 0
         self._last_command: Optional[HumanoidAction] = None
@@ -166,8 +167,8 @@ class VLAServerNode(Node):
         with self._sensor_lock:
             self._joints = _Stamped(msg, time.monotonic())
 
-    def _fresh_image(self) -> Optional[np.ndarray]:
-        """Return the newest well-formed image younger than the camera timeout, else None."""
+    def _fresh_image(self) -> tuple[Optional[np.ndarray], object]:
+        """Return the newest well-formed image younger than the camera timeout and its stamp."""
         with self._sensor_lock:
             newest = self._image
             self._image = _Stamped(None, newest.received) if newest.msg else newest
@@ -175,13 +176,16 @@ class VLAServerNode(Node):
             try:
                 self._last_good_image = image_msg_to_rgb(newest.msg)
                 self._last_good_image_time = newest.received
+                self._last_good_image_stamp = newest.msg.header.stamp
             except ImageConversionError as error:
                 self.malformed_images += 1
                 self.get_logger().warning(
                     f'skipping malformed image ({self.malformed_images} so far): {error}',
                     throttle_duration_sec=5.0)
         age = time.monotonic() - self._last_good_image_time
-        return self._last_good_image if age <= self.params['camera_timeout_s'] else None
+        if age > self.params['camera_timeout_s']:
+            return None, None
+        return self._last_good_image, self._last_good_image_stamp
 
     def _proprio(self) -> Optional[np.ndarray]:
         with self._sensor_lock:
@@ -258,7 +262,8 @@ class VLAServerNode(Node):
             ended = self._interrupted(goal_handle, running, stats)
             if ended:
                 return ended
-            image = self._fresh_image()
+            tick_started = time.perf_counter()
+            image, image_stamp = self._fresh_image()
             if image is None:
                 return self._end(goal_handle, stats, Result.CAMERA_TIMEOUT, (
                     f"no camera image newer than {self.params['camera_timeout_s']} s on "
@@ -272,9 +277,10 @@ class VLAServerNode(Node):
             ended = self._interrupted(goal_handle, running, stats)
             if ended:
                 return ended
-            self._publish(outcome.action)
-            stats.record_tick(outcome.inference_ms, outcome.clamps)
-            goal_handle.publish_feedback(self._feedback(step, max_steps, outcome))
+            self._publish(outcome.action, image_stamp)
+            stats.record_tick(outcome.inference_ms, outcome.clamps,
+                              (time.perf_counter() - tick_started) * 1000.0)
+            goal_handle.publish_feedback(self._feedback(step, max_steps, outcome, image_stamp))
             if self._success_due(step, max_steps) and self._task_succeeded():
                 return self._end(goal_handle, stats, Result.SUCCEEDED,
                                  f"{self.params['success_service']} reported success")
@@ -313,11 +319,13 @@ class VLAServerNode(Node):
 
     # ---- output ------------------------------------------------------------------------------
 
-    def _publish(self, action: HumanoidAction) -> None:
+    def _publish(self, action: HumanoidAction, image_stamp) -> None:
+        # Commands carry the stamp of the image they were computed from, so the latency from
+        # camera to command can be traced on the robot.
         self._last_command = action
         if self.params['dry_run']:
             return
-        stamp = self.get_clock().now().to_msg()
+        stamp = image_stamp
         for part, publisher in self._command_publishers.items():
             value = getattr(action, part)
             if part.endswith('_hand_pose'):
@@ -329,13 +337,13 @@ class VLAServerNode(Node):
                 twist.linear.x, twist.linear.y, twist.angular.z = (float(v) for v in value)
                 publisher.publish(twist)
 
-    def _feedback(self, step: int, max_steps: int, outcome) -> ExecuteVLATask.Feedback:
+    def _feedback(self, step: int, max_steps: int, outcome,
+                  stamp) -> ExecuteVLATask.Feedback:
         feedback = ExecuteVLATask.Feedback(current_step=step, progress=step / max_steps)
         hand = next((getattr(outcome.action, part) for part in self.spec.parts
                      if part.endswith('_hand_pose')), None)
         if hand is not None:
-            feedback.commanded_pose = pose_to_msg(hand, self.params['frame_id'],
-                                                  self.get_clock().now().to_msg())
+            feedback.commanded_pose = pose_to_msg(hand, self.params['frame_id'], stamp)
         feedback.inference_time_ms = float(outcome.inference_ms or 0.0)
         return feedback
 

@@ -11,11 +11,20 @@ class GoalStats:
 
     steps: int = 0
     inference_ms: list[float] = field(default_factory=list)
+    tick_ms: list[float] = field(default_factory=list)
     clamps: dict[str, int] = field(default_factory=dict)
 
-    def record_tick(self, inference_ms: float | None, clamps: dict[str, int]) -> None:
-        """Count one executed tick; inference_ms is None when the tick reused a chunk."""
+    def record_tick(self, inference_ms: float | None, clamps: dict[str, int],
+                    tick_ms: float | None = None) -> None:
+        """
+        Count one executed tick.
+
+        ``inference_ms`` is None when the tick reused a chunk; ``tick_ms`` is the whole tick from
+        taking the image to publishing the command (image conversion, policy, filter, publish).
+        """
         self.steps += 1
+        if tick_ms is not None:
+            self.tick_ms.append(tick_ms)
         if inference_ms is not None:
             self.inference_ms.append(inference_ms)
         for kind, count in clamps.items():
@@ -34,5 +43,9 @@ class GoalStats:
                       f'p99 {np.percentile(times, 99):.1f} ms over {times.size} calls')
         else:
             timing = 'no policy calls'
+        if self.tick_ms:
+            ticks = np.asarray(self.tick_ms)
+            timing += (f', tick median {np.median(ticks):.1f} ms, '
+                       f'p99 {np.percentile(ticks, 99):.1f} ms')
         kinds = ', '.join(f'{k}={v}' for k, v in sorted(self.clamps.items()) if v) or 'none'
         return f'steps={self.steps}, {timing}, clamps={self.total_clamps} ({kinds})'

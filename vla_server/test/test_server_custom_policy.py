@@ -1,0 +1,42 @@
+"""The default backend (custom VLA, default model config) driven end to end through the server."""
+
+from humanoid_interfaces.action import ExecuteVLATask
+from humanoid_vla.actions import ActionSpec
+from humanoid_vla.checkpoint import save_untrained_checkpoint
+import numpy as np
+import pytest
+
+Result = ExecuteVLATask.Result
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def _default_checkpoint(directory, parts):
+    """Save the default model config (random weights) for the given action parts."""
+    return save_untrained_checkpoint(directory, ActionSpec(tuple(parts)))
+
+
+def test_custom_backend_runs_goal_and_publishes_finite_poses(harness, start_server, tmp_path):
+    checkpoint = _default_checkpoint(tmp_path / 'ckpt', ['right_hand_pose', 'right_gripper'])
+    start_server(policy_backend='custom', policy_checkpoint=str(checkpoint),
+                 control_rate_hz=10.0)
+    result, feedback = harness.run('pick up the red cup', 4, timeout=60.0)
+    assert result.error_code == Result.MAX_STEPS_REACHED, result.message
+    assert result.steps_executed == 4 and len(feedback) == 4
+    assert all(f.inference_time_ms > 0 for f in feedback)
+    positions = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z]
+                          for _, m in harness.poses])
+    assert positions.shape == (4, 3) and np.all(np.isfinite(positions))
+    assert np.all(positions >= [-0.2, -0.6, 0.6]) and np.all(positions <= [0.7, 0.6, 1.4])
+    assert all(0.0 <= g <= 1.0 for g in harness.grippers)
+
+
+def test_checkpoint_for_another_robot_is_refused_with_both_dimensions(harness, start_server,
+                                                                      tmp_path):
+    parts = ['left_hand_pose', 'right_hand_pose', 'left_gripper', 'right_gripper']
+    checkpoint = _default_checkpoint(tmp_path / 'ckpt', parts)
+    process = start_server(policy_backend='custom', policy_checkpoint=str(checkpoint))
+    result, _ = harness.run('pick up the red cup', 4)
+    assert result.error_code == Result.NO_POLICY
+    assert 'ActionSpecMismatchError' in result.message
+    assert '8' in result.message and '16' in result.message
+    process.stop()
