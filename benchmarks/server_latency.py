@@ -144,7 +144,7 @@ def main() -> None:
     print(f'control rate: median {rate:.1f} Hz (target 30.0)')
     print(f"image-to-pose latency: median {statistics.median(ros['latency_ms']):.1f} ms, "
           f"p99 {percentile(ros['latency_ms'], 99):.1f} ms (includes waiting for the next tick)")
-    print(f"server tick (image conversion + policy + safety + publish): median "
+    print('server tick (image conversion + policy + safety + publish): median '
           f"{ros['tick_median_ms']:.1f} ms, p99 {ros['tick_p99_ms']:.1f} ms")
     print(f'direct policy.predict on the same frame: median {direct_median:.1f} ms, '
           f'p99 {percentile(direct, 99):.1f} ms')

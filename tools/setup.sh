@@ -26,6 +26,26 @@ fi
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
   || { echo "'$PYTHON' is not Python 3.11" >&2; false; }
 
+step "check the Debian packages the simulation renderer needs"
+missing_debs=()
+while read -r deb; do
+  [ -n "$deb" ] || continue
+  dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
+    || missing_debs+=("$deb")
+done < "$ROOT/tools/sim_system_packages.txt"
+if [ ${#missing_debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "    installing ${missing_debs[*]}"
+    apt-get update -qq >/dev/null && \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_debs[@]}" >/dev/null
+  else
+    echo "    the simulation needs: sudo apt-get install -y ${missing_debs[*]}" >&2
+    echo "    (continuing: everything but the simulation works without them)" >&2
+  fi
+else
+  echo "    already installed"
+fi
+
 step "create the virtual environment in $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"

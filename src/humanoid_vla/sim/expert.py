@@ -1,0 +1,189 @@
+"""
+Scripted expert: demonstrations in the policy's own action representation.
+
+It reads object and hand poses from the simulator and emits, at the control rate, the same
+vector a policy emits (right-hand grasp-site pose in base_link + gripper 0..1), so its episodes
+can be recorded as training data unchanged. Targets move at most MAX_STEP metres and
+MAX_ROTATION_STEP radians per tick (inside the safety filter's per-tick limits).
+
+touch: above the target, then down until a hand geom is within the touch distance.
+pick_place: above, descend, close, lift, carry, lower, release, retreat, open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from humanoid_vla.sim import scene
+from humanoid_vla.sim.episode_runner import SimEnvironment
+from humanoid_vla.sim.frames import step_towards_quat
+from humanoid_vla.sim.layout import HAND_DEPTH, Obstacle, spot_beside
+from humanoid_vla.sim.tasks import TaskSpec
+from humanoid_vla.sim.world import TabletopWorld
+import numpy as np
+
+GRASP_QUAT = np.array(scene.GRASP_QUAT_XYZW)  # palm down, fingers forward and 30 degrees down
+MAX_STEP = 0.04  # m per tick
+MAX_ROTATION_STEP = 0.25  # rad per tick
+REACHED = 0.01  # m between the hand and the waypoint
+PHASE_TIMEOUT = 8  # ticks a phase waits for a hand that does not get to its waypoint
+MIN_GRASP_HEIGHT = 0.03  # m above the table: lower, the thumb would hit the table
+GRASP_BELOW_TOP = 0.035  # m; higher, the palm and finger roots would press on the object
+APPROACH_CLEARANCE = 0.08  # m above an object's top before descending onto it
+CARRY_HEIGHT = 0.18  # m above the table while carrying
+RELEASE_HEIGHT = 0.008  # m between the object's underside and its support when let go
+
+
+@dataclass
+class Phase:
+    """
+    One scripted segment: a hand waypoint, a gripper command, ticks to hold at the end.
+
+    `settle`: wait (up to PHASE_TIMEOUT) for the hand itself to reach the waypoint, not only
+    the command; the gripper phases keep the hand still and only count ticks.
+    """
+
+    name: str
+    gripper: float
+    hold: int = 0
+    settle: bool = True
+
+
+# Let go with the fingers only slightly opened (RELEASE_GRIPPER is below the grasp assist's
+# threshold, so the weld is off), back away, and only then open fully: fully opening fingers
+# swing 7 cm forward and would knock over a neighbouring object.
+RELEASE_GRIPPER = 0.4
+PICK_PLACE = (Phase('above', 0.0), Phase('descend', 0.0, hold=1),
+              Phase('close', 1.0, hold=2, settle=False), Phase('lift', 1.0),
+              Phase('carry', 1.0), Phase('lower', 1.0, hold=1),
+              Phase('release', RELEASE_GRIPPER, hold=2, settle=False),
+              Phase('retreat', RELEASE_GRIPPER), Phase('open', 0.0, hold=1, settle=False))
+TOUCH = (Phase('above', 0.0), Phase('descend', 0.0, hold=2))
+
+
+class ScriptedExpert:
+    """Produces one action per call to act() for a task in a world; see the module docstring."""
+
+    def __init__(self, world: TabletopWorld, task: TaskSpec, side: str = 'right') -> None:
+        """Start at the hand's current pose, first phase."""
+        self.world = world
+        self.task = task
+        self.side = side
+        self.phases = TOUCH if task.family == 'touch' else PICK_PLACE
+        self.index = 0
+        self.ticks = 0
+        self.held = 0
+        pos, quat = world.hand_pose(side)
+        self.command_pos = pos.copy()
+        self.command_quat = quat.copy()
+        self.goal: Optional[np.ndarray] = None
+        self.carry_offset = np.zeros(3)
+        self.spot = np.zeros(3)
+
+    @property
+    def done(self) -> bool:
+        """Return whether every phase has run."""
+        return self.index >= len(self.phases)
+
+    def act(self) -> np.ndarray:
+        """Return the next action vector: pose (7, xyzw) + gripper (1)."""
+        if self.done:
+            return np.concatenate([self.command_pos, self.command_quat, [0.0]])
+        phase = self.phases[self.index]
+        if self.goal is None:
+            self.goal = self._waypoint(phase.name)
+        step = self.goal - self.command_pos
+        distance = float(np.linalg.norm(step))
+        if distance > MAX_STEP:
+            step *= MAX_STEP / distance
+        self.command_pos = self.command_pos + step
+        self.command_quat = step_towards_quat(self.command_quat, GRASP_QUAT, MAX_ROTATION_STEP)
+        action = np.concatenate([self.command_pos, self.command_quat, [phase.gripper]])
+        self._advance(phase)
+        return action
+
+    def _advance(self, phase: Phase) -> None:
+        """Move to the next phase once the command and the hand are at the waypoint (or late)."""
+        self.ticks += 1
+        arrived = np.allclose(self.command_pos, self.goal)
+        hand, _ = self.world.hand_pose(self.side)
+        settled = not phase.settle or np.linalg.norm(hand - self.goal) <= REACHED
+        if arrived and (settled or self.ticks >= PHASE_TIMEOUT):
+            self.held += 1
+            if self.held > phase.hold:
+                self.index += 1
+                self.ticks = self.held = 0
+                self.goal = None
+
+    # Waypoints from state --------------------------------------------------------------------
+
+    def _waypoint(self, name: str) -> np.ndarray:
+        """Return the grasp-site position the named phase moves to."""
+        world, target = self.world, self.task.target
+        pos, _ = world.object_pose(target)
+        shape = world.object_shape(target)
+        top = pos[2] + shape.height / 2
+        grasp = np.array([pos[0], pos[1], self._grasp_height(top)])
+        if name == 'above':
+            return np.array([pos[0], pos[1], max(top + APPROACH_CLEARANCE, grasp[2] + 0.1)])
+        if name == 'descend':
+            if self.task.family == 'touch':
+                grasp[2] -= 0.02  # press a little lower: touch ends when a geom is close
+            return grasp
+        if name in ('close', 'release', 'open'):
+            return self.command_pos.copy()
+        carry_z = world.table_top_z() + CARRY_HEIGHT
+        if name == 'lift':
+            hand, _ = world.hand_pose(self.side)
+            self.carry_offset = hand - pos  # the object hangs at this offset from the site
+            return np.array([self.command_pos[0], self.command_pos[1], carry_z])
+        if name == 'carry':
+            self.spot = self._place_spot()
+            spot = self.spot
+            return np.array([spot[0] + self.carry_offset[0], spot[1] + self.carry_offset[1],
+                             carry_z])
+        if name == 'lower':
+            return self.spot + self.carry_offset
+        if name == 'retreat':
+            return self.command_pos + np.array([-0.05, 0.0, 0.1])
+        raise ValueError(f'unknown phase {name!r}')
+
+    def _grasp_height(self, top_z: float) -> float:
+        """Return the grasp-site height for an object whose top is at top_z."""
+        return max(top_z - GRASP_BELOW_TOP, self.world.table_top_z() + MIN_GRASP_HEIGHT)
+
+    def _place_spot(self) -> np.ndarray:
+        """Return where the target's centre should be when it is let go (base_link)."""
+        world, task = self.world, self.task
+        shape = world.object_shape(task.target)
+        ref_pos, _ = world.object_pose(task.reference)
+        ref_shape = world.object_shape(task.reference)
+        if task.relation == 'on':
+            support = ref_pos[2] + ref_shape.height / 2
+            return np.array([ref_pos[0], ref_pos[1], support + shape.height / 2 + RELEASE_HEIGHT])
+        centre_z = world.table_top_z() + shape.height / 2 + RELEASE_HEIGHT
+        hand_low = centre_z + self.carry_offset[2] - HAND_DEPTH
+        obstacles = {}
+        for name in world.object_names():
+            if name != task.target:
+                pos, _ = world.object_pose(name)
+                top = pos[2] + world.object_shape(name).height / 2
+                obstacles[name] = Obstacle(pos[0], pos[1], world.object_shape(name).radius,
+                                           low=top < hand_low)
+        reference = obstacles.pop(task.reference)
+        xy, _ = spot_beside(reference, shape.radius, list(obstacles.values()))
+        return np.array([xy[0], xy[1], centre_z])
+
+
+def run_expert_episode(world: TabletopWorld, task: TaskSpec, max_steps: int = 80,
+                       env: Optional[SimEnvironment] = None) -> tuple[bool, int]:
+    """Run the expert on a task until success or max_steps; return (success, steps taken)."""
+    env = env or SimEnvironment(world=world)
+    env.reset_task(task)
+    expert = ScriptedExpert(world, task, env.side)
+    for step in range(1, max_steps + 1):
+        env.apply_action(expert.act())
+        if env.success():
+            return True, step
+    return False, max_steps

@@ -1,0 +1,71 @@
+"""
+Task success read from simulator state (contacts, distances, welds, velocities).
+
+Separate from task sampling so that `tasks` stays importable without mujoco. Thresholds live in
+`tasks` next to the table of task families.
+"""
+
+from __future__ import annotations
+
+from humanoid_vla.sim.tasks import (NEXT_TO_GAP, ON_PLATE_MARGIN, RELEASE_CLEARANCE,
+                                    REST_HEIGHT, REST_SPEED, TaskSpec, TOUCH_DISTANCE)
+from humanoid_vla.sim.world import TabletopWorld
+import numpy as np
+
+
+def touch_success(world: TabletopWorld, target: str, side: str = 'right') -> bool:
+    """Return whether a collision geom of the hand is within TOUCH_DISTANCE of the target."""
+    return world.hand_object_distance(target, side) <= TOUCH_DISTANCE
+
+
+def resting(world: TabletopWorld, name: str) -> bool:
+    """Return whether an object is free (held by no hand) and nearly still."""
+    free = all(world.held_object(side) != name for side in ('right', 'left'))
+    return free and world.object_speed(name) <= REST_SPEED
+
+
+def released(world: TabletopWorld, name: str, side: str = 'right') -> bool:
+    """Return whether the hand has let go of an object: not welded and not touching it."""
+    return (world.held_object(side) != name
+            and world.hand_object_distance(name, side) > RELEASE_CLEARANCE)
+
+
+def bottom_z(world: TabletopWorld, name: str) -> float:
+    """Return the base-frame height of an object's underside (upright objects)."""
+    return float(world.object_pose(name)[0][2] - world.object_shape(name).height / 2)
+
+
+def on_plate(world: TabletopWorld, target: str, plate: str) -> bool:
+    """Return whether the target rests on the plate: inside its rim and on its top face."""
+    target_pos, plate_pos = world.object_pose(target)[0], world.object_pose(plate)[0]
+    plate_shape = world.object_shape(plate)
+    inside = np.hypot(*(target_pos - plate_pos)[:2]) <= plate_shape.radius - ON_PLATE_MARGIN
+    plate_top = plate_pos[2] + plate_shape.height / 2
+    gap = bottom_z(world, target) - plate_top
+    return bool(inside and -REST_HEIGHT <= gap <= REST_HEIGHT)
+
+
+def next_to(world: TabletopWorld, target: str, reference: str) -> bool:
+    """Return whether the target stands on the table beside the reference (gap <= NEXT_TO_GAP)."""
+    target_pos, ref_pos = world.object_pose(target)[0], world.object_pose(reference)[0]
+    reach = world.object_shape(target).radius + world.object_shape(reference).radius
+    close = np.hypot(*(target_pos - ref_pos)[:2]) <= reach + NEXT_TO_GAP
+    on_table = abs(bottom_z(world, target) - world.table_top_z()) <= REST_HEIGHT
+    return bool(close and on_table)
+
+
+def pick_place_success(world: TabletopWorld, task: TaskSpec, side: str = 'right') -> bool:
+    """Return whether the target was put in relation to the reference, released and resting."""
+    target, reference = task.target, task.reference
+    if not (resting(world, target) and released(world, target, side)):
+        return False
+    if task.relation == 'on':
+        return on_plate(world, target, reference)
+    return next_to(world, target, reference)
+
+
+def task_success(world: TabletopWorld, task: TaskSpec, side: str = 'right') -> bool:
+    """Return whether the world's state satisfies the task."""
+    if task.family == 'touch':
+        return touch_success(world, task.target, side)
+    return pick_place_success(world, task, side)

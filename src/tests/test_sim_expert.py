@@ -1,0 +1,111 @@
+"""Tests for the scripted expert and the SimEnvironment it drives through the action vector."""
+
+import os
+import time
+
+from humanoid_vla.sim import assets
+from humanoid_vla.sim.gl import select_gl_backend
+from humanoid_vla.sim.tasks import sample_task
+import numpy as np
+import pytest
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+GL_BACKEND = select_gl_backend()
+mujoco = pytest.importorskip('mujoco', reason='MuJoCo is not installed (see requirements.txt)')
+pytest.importorskip('mink', reason='mink is not installed (see requirements.txt)')
+# Modules that import mujoco and mink come after the skips.
+from humanoid_vla.sim.episode_runner import ACTION_DIM, SimEnvironment  # noqa: E402,I100
+from humanoid_vla.sim.expert import MAX_ROTATION_STEP, MAX_STEP  # noqa: E402
+from humanoid_vla.sim.expert import run_expert_episode, ScriptedExpert  # noqa: E402
+
+MIN_SUCCESS_RATE = 0.95
+QUICK_SEEDS = 20
+SLOW_SEEDS = 40
+MAX_STEPS = 80  # 8 s of simulated time at 10 Hz
+
+
+@pytest.fixture(scope='module')
+def env():
+    """One environment (world, IK, grasp assist) for the module."""
+    try:
+        env = SimEnvironment()
+    except assets.RobotAssetsNotFoundError as error:
+        pytest.skip(str(error))
+    yield env
+    env.close()
+
+
+def success_rate(env, family: str, split: str, seeds: range) -> tuple[float, list]:
+    """Run the expert on each seed; return the success rate and the failed tasks."""
+    failures, steps = [], []
+    start = time.perf_counter()
+    for seed in seeds:
+        task = sample_task(seed, family, split)
+        success, taken = run_expert_episode(env.world, task, MAX_STEPS, env=env)
+        steps.append(taken)
+        if not success:
+            failures.append((seed, task.instruction, task.objects))
+    rate = 1.0 - len(failures) / len(seeds)
+    seconds = (time.perf_counter() - start) / len(seeds)
+    print(f'expert {family}/{split}: {rate:.0%} of {len(seeds)} seeds, '
+          f'{np.mean(steps):.0f} ticks and {seconds:.2f} s per episode')
+    return rate, failures
+
+
+@pytest.mark.parametrize('family', ['touch', 'pick_place'])
+def test_expert_succeeds_on_training_tasks(env, family):
+    rate, failures = success_rate(env, family, 'train', range(QUICK_SEEDS))
+    assert rate >= MIN_SUCCESS_RATE, failures
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('split', ['train', 'novel'])
+@pytest.mark.parametrize('family', ['touch', 'pick_place'])
+def test_expert_succeeds_on_many_seeds(env, family, split):
+    seeds = range(1000, 1000 + SLOW_SEEDS)
+    rate, failures = success_rate(env, family, split, seeds)
+    assert rate >= MIN_SUCCESS_RATE, failures
+
+
+def test_expert_actions_are_small_steps_in_the_policy_format(env):
+    task = sample_task(3, 'pick_place')
+    env.reset_task(task)
+    expert = ScriptedExpert(env.world, task)
+    previous = np.concatenate(env.world.hand_pose())
+    grippers = set()
+    for _ in range(MAX_STEPS):
+        action = expert.act()
+        assert action.shape == (ACTION_DIM,)
+        assert np.linalg.norm(action[3:7]) == pytest.approx(1.0)
+        assert 0.0 <= action[7] <= 1.0
+        assert np.linalg.norm(action[:3] - previous[:3]) <= MAX_STEP + 1e-9
+        angle = 2 * np.arccos(min(1.0, abs(float(np.dot(action[3:7], previous[3:7])))))
+        assert angle <= MAX_ROTATION_STEP + 1e-6
+        grippers.add(float(action[7]))
+        previous = action
+        env.apply_action(action)
+        if env.success():
+            break
+    assert env.success()
+    assert {0.0, 1.0} <= grippers
+
+
+def test_environment_reset_observe_and_validate(env):
+    instruction = env.reset(11, 'touch', 'novel')
+    assert instruction == env.task.instruction and env.task.split == 'novel'
+    observation = env.observe(render=GL_BACKEND is not None)
+    assert observation['joint_positions'].shape == (43,)
+    assert observation['ee_pose'].shape == (7,)
+    assert np.linalg.norm(observation['ee_pose'][3:]) == pytest.approx(1.0)
+    if GL_BACKEND is not None:
+        assert observation['image'].shape == (224, 224, 3)
+        assert observation['image'].dtype == np.uint8
+    hold = np.concatenate([observation['ee_pose'], [0.0]])
+    before = env.world.time
+    result = env.apply_action(hold)
+    assert env.world.time == pytest.approx(before + 0.1)
+    assert result.position_error < 0.01
+    assert not env.success()
+    for bad in (np.zeros(7), np.full(8, np.nan), np.concatenate([hold[:3], [0, 0, 0, 0], [0]])):
+        with pytest.raises(ValueError):
+            env.apply_action(bad)
