@@ -90,6 +90,9 @@ class CustomVLAPolicy(Policy):
         self.stats = loaded.stats
         self.action_spec = loaded.spec
         self.extra = loaded.extra
+        # A language-blind baseline was trained with every instruction withheld; it must be
+        # served the same way, or it would see input it never saw in training.
+        self.use_instruction = bool((loaded.extra or {}).get('use_instruction', True))
         self.device = torch.device(device)
         self.config = self.model.config
         self.ensembler = None
@@ -118,7 +121,8 @@ class CustomVLAPolicy(Policy):
         """Return the model's raw (chunk_size, dim) prediction in normalised units."""
         proprio_dim = self.config.proprio_dim if self.config.use_proprio else None
         validate_observation(observation, proprio_dim=proprio_dim)
-        tokens, mask = self.model.encode_instructions([observation.instruction])
+        text = observation.instruction if self.use_instruction else ''
+        tokens, mask = self.model.encode_instructions([text])
         proprio = None
         if self.config.use_proprio:
             proprio = torch.as_tensor(

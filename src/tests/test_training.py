@@ -1,0 +1,359 @@
+"""Training: config checks, learning, seeding, checkpoints and resume, the CLI and torchrun DDP."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+from humanoid_vla.actions import ActionSpecMismatchError
+from humanoid_vla.data import EpisodeWriter
+from humanoid_vla.models import CustomVLAConfig
+from humanoid_vla.policies import Observation
+from humanoid_vla.policies.custom import CustomVLAPolicy
+from humanoid_vla.training import (
+    find_last_checkpoint,
+    Trainer,
+    TrainingConfig,
+    TrainingConfigError,
+    warmup_cosine,
+)
+from humanoid_vla.training.cli import main as train_main
+import humanoid_vla.training.trainer as trainer_module
+import numpy as np
+import pytest
+import torch
+import yaml
+
+WORKSPACE = Path(__file__).resolve().parents[2]
+INSTRUCTIONS = ('move left', 'move right')
+TINY_MODEL = {
+    'image_size': 32, 'patch_size': 16, 'vision_hidden_size': 32, 'vision_layers': 1,
+    'vision_heads': 2, 'vision_intermediate_size': 64, 'language_encoder': 'tiny',
+    'tiny_language_hidden_size': 16, 'tiny_language_layers': 1, 'hidden_size': 32,
+    'num_heads': 2, 'num_fusion_layers': 1, 'dropout': 0.1,
+}
+
+
+def target_action(brightness: float, instruction: str) -> np.ndarray:
+    """Return the action to learn: x from the image, y from the instruction, fixed rest."""
+    side = 0.5 if instruction == INSTRUCTIONS[0] else -0.5
+    return np.array([brightness, side, 0.3, 0.0, 0.0, 0.0, 1.0, float(brightness > 0.5)],
+                    np.float32)
+
+
+def write_dataset(path: Path, episodes: int = 8, length: int = 12, seed: int = 0) -> Path:
+    """Write episodes whose actions depend on the frame brightness and on the instruction."""
+    rng = np.random.default_rng(seed)
+    with EpisodeWriter(path, valid_fraction=0.25) as writer:
+        for episode in range(episodes):
+            instruction = INSTRUCTIONS[episode % 2]
+            writer.begin_episode(instruction)
+            for step in range(length):
+                brightness = float(rng.uniform())
+                frame = np.full((16, 16, 3), round(brightness * 255), np.uint8)
+                writer.add_step({'front_rgb': frame}, target_action(brightness, instruction),
+                                0.1 * step)
+            writer.end_episode(True)
+    return path
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Use one intra-op thread: faster on a shared 2-core machine, and the same in every run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp('data') / 'moves.hdf5')
+
+
+def make_config(data: Path, output_dir: Path, **overrides) -> TrainingConfig:
+    fields = {
+        'data': [str(data)], 'output_dir': str(output_dir), 'model': dict(TINY_MODEL),
+        'batch_size': 8, 'num_workers': 0, 'max_steps': 8, 'learning_rate': 3e-3,
+        'warmup_steps': 2, 'eval_every': 0, 'checkpoint_every': 0, 'log_every': 2,
+        'device': 'cpu', 'augment': False,
+    }
+    fields.update(overrides)
+    return TrainingConfig(**fields)
+
+
+def run_training(config: TrainingConfig, resume: bool = False) -> Trainer:
+    trainer = Trainer(config, resume=resume, show_progress=False)
+    trainer.train()
+    trainer.close()
+    return trainer
+
+
+@pytest.fixture(scope='module')
+def trained(dataset, tmp_path_factory) -> Trainer:
+    """Train briefly on the learnable dataset, with validation and periodic checkpoints."""
+    output = tmp_path_factory.mktemp('run') / 'out'
+    config = make_config(dataset, output, max_steps=80, batch_size=16, eval_every=40,
+                         checkpoint_every=20, keep_last_checkpoints=2, log_every=10,
+                         model={**TINY_MODEL, 'dropout': 0.0})
+    return run_training(config)
+
+
+# --- learning and outputs ---------------------------------------------------------------------
+
+def test_a_short_run_lowers_the_loss(trained):
+    losses = trained.losses
+    assert len(losses) == 80 and trained.step == 80
+    first, last = np.mean(losses[:10]), np.mean(losses[-10:])
+    assert last < 0.75 * first, (first, last)
+    assert [step for step, _ in trained.valid_losses] == [40, 80]
+    assert all(np.isfinite(loss) for _, loss in trained.valid_losses)
+
+
+def test_output_directory_layout(trained):
+    output = trained.output_dir
+    # keep_last_checkpoints=2: checkpoint-20 and -40 were pruned.
+    assert sorted(p.name for p in output.glob('checkpoint-*')) == ['checkpoint-60',
+                                                                   'checkpoint-80']
+    assert (output / 'last_checkpoint').read_text().strip() == 'checkpoint-80'
+    assert find_last_checkpoint(output) == output / 'checkpoint-80'
+    assert (output / 'checkpoint-80' / 'training_state.pt').is_file()
+    recorded = yaml.safe_load((output / 'train_config.yaml').read_text())
+    assert recorded['max_steps'] == 80
+    extra = json.loads((output / 'final' / 'training_args.json').read_text())
+    assert extra['step'] == 80 and extra['use_instruction'] is True
+    assert extra['valid_loss'] == pytest.approx(trained.valid_losses[-1][1])
+    assert extra['config']['batch_size'] == 16
+
+
+def test_each_instruction_is_encoded_once(trained):
+    cache = trained.model.instruction_cache
+    assert cache.misses == len(INSTRUCTIONS)
+    assert all(text in cache for text in INSTRUCTIONS)
+    assert cache.hits > 80
+
+
+def test_normalisation_stats_come_from_the_train_split_with_raw_grippers(trained):
+    stats = trained.stats
+    assert stats.mask.tolist() == [True] * 7 + [False]
+    np.testing.assert_allclose(stats.max, trained.train_data.all_actions().max(axis=0))
+
+
+def test_final_checkpoint_runs_as_a_policy_in_robot_units(trained):
+    policy = CustomVLAPolicy(trained.output_dir / 'final')
+    frame = np.full((48, 64, 3), 200, np.uint8)
+    actions = policy.predict(Observation(image=frame, instruction=INSTRUCTIONS[0]))
+    assert actions.shape == (1, 8)
+    x, y, z = actions[0, :3]
+    assert 0.0 <= x <= 1.0 and -0.5 <= y <= 0.5
+    assert z == pytest.approx(0.3, abs=1e-6)  # constant dimensions come back in metres
+    np.testing.assert_allclose(actions[0, 3:7], [0.0, 0.0, 0.0, 1.0], atol=1e-6)
+    assert policy.action_spec == trained.spec
+
+
+# --- determinism and resume -------------------------------------------------------------------
+
+def test_same_seed_same_losses_other_seed_other_losses(dataset, tmp_path):
+    def losses(name, seed):
+        config = make_config(dataset, tmp_path / name, max_steps=5, seed=seed, augment=True)
+        return run_training(config).losses
+
+    first, second, other = losses('a', 0), losses('b', 0), losses('c', 1)
+    assert first == second
+    assert first != other
+
+
+def test_resume_repeats_the_uninterrupted_run(dataset, tmp_path):
+    settings = {'max_steps': 8, 'checkpoint_every': 4, 'augment': True, 'eval_every': 4}
+    full = run_training(make_config(dataset, tmp_path / 'full', **settings))
+
+    interrupted = Trainer(make_config(dataset, tmp_path / 'cut', **settings), show_progress=False)
+    interrupted.run(5)  # saves checkpoint-4, then one more step that is lost
+    interrupted.close()
+    assert find_last_checkpoint(tmp_path / 'cut').name == 'checkpoint-4'
+
+    resumed = Trainer(make_config(dataset, tmp_path / 'cut', **settings), resume=True,
+                      show_progress=False)
+    assert resumed.step == 4
+    assert resumed.scheduler.last_epoch == 4
+    assert resumed.optimizer.state_dict()['state'][0]['step'].item() == 4
+    resumed.train()
+    resumed.close()
+    assert resumed.step == 8
+    np.testing.assert_allclose(resumed.losses, full.losses, rtol=1e-6)
+    assert resumed.optimizer.param_groups[0]['lr'] == pytest.approx(
+        full.optimizer.param_groups[0]['lr'])
+    for name, value in full.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], value, msg=name)
+
+
+def test_existing_run_needs_resume(dataset, tmp_path):
+    config = make_config(dataset, tmp_path / 'out', max_steps=2)
+    run_training(config)
+    with pytest.raises(FileExistsError, match='--resume'):
+        Trainer(config, show_progress=False)
+
+
+def test_resume_with_nothing_to_resume_starts_at_step_zero(dataset, tmp_path):
+    trainer = Trainer(make_config(dataset, tmp_path / 'new', max_steps=2), resume=True,
+                      show_progress=False)
+    assert trainer.step == 0
+    trainer.close()
+
+
+def test_warmup_then_cosine_schedule():
+    factors = [warmup_cosine(step, warmup_steps=4, max_steps=12) for step in range(13)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert factors[4] == 1.0 and factors[8] == pytest.approx(0.5) and factors[12] == 0.0
+    assert all(a >= b for a, b in zip(factors[3:], factors[4:]))
+    assert warmup_cosine(0, warmup_steps=0, max_steps=10) == 1.0
+
+
+# --- the instruction-blind baseline -----------------------------------------------------------
+
+def test_use_instruction_false_withholds_the_instruction(dataset, tmp_path):
+    trainer = Trainer(make_config(dataset, tmp_path / 'blind', use_instruction=False,
+                                  max_steps=3, eval_every=3), show_progress=False)
+    seen = []
+    encode = trainer.model.encode_instructions
+
+    def spy(texts):
+        seen.extend(texts)
+        return encode(texts)
+
+    trainer.model.encode_instructions = spy
+    trainer.train()
+    trainer.close()
+    assert seen and set(seen) == {''}
+    assert not any(text in trainer.model.instruction_cache for text in INSTRUCTIONS)
+    extra = json.loads((tmp_path / 'blind' / 'final' / 'training_args.json').read_text())
+    assert extra['use_instruction'] is False
+    policy = CustomVLAPolicy(tmp_path / 'blind' / 'final')
+    served = []
+    policy.model.encode_instructions = lambda texts: served.extend(texts) or encode(texts)
+    policy.predict(Observation(np.zeros((32, 32, 3), np.uint8), INSTRUCTIONS[0]))
+    assert served == ['']
+
+
+# --- configuration errors ---------------------------------------------------------------------
+
+def test_missing_data_file_is_named(tmp_path):
+    missing = tmp_path / 'nope.hdf5'
+    with pytest.raises(FileNotFoundError, match='nope.hdf5'):
+        TrainingConfig(data=[str(missing)], output_dir=str(tmp_path / 'out'))
+
+
+def test_unknown_keys_are_named(dataset, tmp_path):
+    with pytest.raises(TrainingConfigError, match=r"\['learnig_rate'\].*learning_rate"):
+        TrainingConfig.from_dict({'data': [str(dataset)], 'output_dir': str(tmp_path),
+                                  'learnig_rate': 1e-3})
+    with pytest.raises(TrainingConfigError, match='hiden_size'):
+        make_config(dataset, tmp_path, model={'hiden_size': 64})
+    with pytest.raises(TrainingConfigError, match='needs data'):
+        TrainingConfig.from_dict({'output_dir': str(tmp_path)})
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('batch_size', 0, 'batch_size must be >= 1'),
+    ('max_steps', 2.5, 'max_steps must be an integer'),
+    ('learning_rate', 0, 'learning_rate must be > 0'),
+    ('grad_clip', -1.0, 'grad_clip must be >= 0'),
+    ('precision', 'fp16', 'precision must be one of'),
+    ('device', 'tpu', 'device must be one of'),
+    ('use_instruction', 'no', 'use_instruction must be true or false'),
+    ('action_parts', ['right_hand', 'right_gripper'], 'unknown action part'),
+    ('image_size', 48, 'contradicts the model'),
+])
+def test_bad_values_are_refused(dataset, tmp_path, field, value, message):
+    with pytest.raises(TrainingConfigError, match=message):
+        make_config(dataset, tmp_path, **{field: value})
+
+
+def test_model_fields_must_agree_with_the_training_config(dataset, tmp_path):
+    with pytest.raises(TrainingConfigError, match='action_dim=7 contradicts'):
+        make_config(dataset, tmp_path, model={**TINY_MODEL, 'action_dim': 7})
+    with pytest.raises(TrainingConfigError, match='patch_size'):
+        make_config(dataset, tmp_path, model={**TINY_MODEL, 'patch_size': 15})
+    assert make_config(dataset, tmp_path, chunk_size=3).build_model_config().chunk_size == 3
+
+
+def test_action_parts_must_match_the_data(dataset, tmp_path):
+    config = make_config(dataset, tmp_path, action_parts=['right_hand_pose'])
+    with pytest.raises(ActionSpecMismatchError, match='expected dimension 7'):
+        Trainer(config, show_progress=False)
+
+
+def test_yaml_overrides_and_relative_model_path(dataset, tmp_path):
+    (tmp_path / 'model.yaml').write_text(yaml.safe_dump(TINY_MODEL))
+    (tmp_path / 'train.yaml').write_text(yaml.safe_dump(
+        {'data': [str(dataset)], 'output_dir': str(tmp_path / 'out'), 'model': 'model.yaml'}))
+    config = TrainingConfig.from_yaml(tmp_path / 'train.yaml', [
+        'max_steps=7', 'use_instruction=false', 'model.hidden_size=64',
+        f'data=[{dataset}, {dataset}]'])
+    assert config.max_steps == 7 and config.use_instruction is False
+    assert config.data == [str(dataset)] * 2
+    assert config.model['hidden_size'] == 64 and config.model['vision_layers'] == 1
+    with pytest.raises(TrainingConfigError, match='key=value'):
+        TrainingConfig.from_yaml(tmp_path / 'train.yaml', ['max_steps'])
+
+
+def test_shipped_configs_parse(dataset, tmp_path):
+    config = TrainingConfig.from_yaml(WORKSPACE / 'config' / 'train_custom_vla.yaml',
+                                      [f'data=[{dataset}]', f'output_dir={tmp_path}'])
+    model = config.build_model_config()
+    defaults = CustomVLAConfig()
+    for name in CustomVLAConfig.__annotations__:
+        assert getattr(model, name) == getattr(defaults, name), name
+
+
+def test_plain_progress_lines_without_tqdm(dataset, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(trainer_module, 'tqdm', None)
+    trainer = Trainer(make_config(dataset, tmp_path / 'out', max_steps=4, eval_every=4),
+                      show_progress=True)
+    trainer.train()
+    trainer.close()
+    printed = capsys.readouterr().out
+    assert 'step 2/4  loss ' in printed and 'samples/s' in printed
+    assert 'step 4: validation loss' in printed
+
+
+# --- command line -----------------------------------------------------------------------------
+
+def test_cli_trains_and_reports_config_errors(dataset, tmp_path, capsys):
+    config_file = tmp_path / 'train.yaml'
+    config_file.write_text(yaml.safe_dump(make_config(dataset, tmp_path / 'out').to_dict()))
+    assert train_main([str(config_file), '--set', 'max_steps=2', '--no-progress']) == 0
+    assert (tmp_path / 'out' / 'final' / 'model.safetensors').is_file()
+    assert train_main([str(config_file), '--set', 'max_steps=3', '--resume',
+                       '--no-progress']) == 0
+    assert json.loads((tmp_path / 'out' / 'final' / 'training_args.json').read_text())[
+        'step'] == 3
+    capsys.readouterr()
+    assert train_main([str(config_file), '--set', 'batch_sise=4']) == 2
+    assert "unknown training config key(s) ['batch_sise']" in capsys.readouterr().err
+    assert train_main([str(tmp_path / 'missing.yaml')]) == 2
+    assert 'missing.yaml does not exist' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_with_gloo(dataset, tmp_path):
+    config_file = tmp_path / 'train.yaml'
+    config = make_config(dataset, tmp_path / 'out', max_steps=4, checkpoint_every=2,
+                         eval_every=2)
+    config_file.write_text(yaml.safe_dump(config.to_dict()))
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1'}
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
+         '-m', 'humanoid_vla.training.cli', str(config_file)],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    extra = json.loads((tmp_path / 'out' / 'final' / 'training_args.json').read_text())
+    assert extra['world_size'] == 2 and extra['step'] == 4
+    assert len(extra['config']['data']) == 1
+    state = torch.load(tmp_path / 'out' / 'checkpoint-4' / 'training_state.pt',
+                       weights_only=True)
+    assert len(state['rng']) == 2 and state['step'] == 4
+    assert CustomVLAPolicy(tmp_path / 'out' / 'final').predict(
+        Observation(image=np.zeros((16, 16, 3), np.uint8), instruction='move left')).shape == (
+        1, 8)
