@@ -84,13 +84,11 @@ class NodeProcess:
 
 
 @pytest.fixture
-def start_node() -> Iterator:
-    """Start node executables by package and name; every one is stopped after the test."""
+def start_process() -> Iterator:
+    """Start commands in their own process groups; every one is killed after the test."""
     started: list[NodeProcess] = []
 
-    def start(package: str, executable: str, ros_args: list[str] = (),
-              cwd: Optional[pathlib.Path] = None) -> NodeProcess:
-        argv = [node_executable(package, executable), '--ros-args', *ros_args]
+    def start(argv: list[str], cwd: Optional[pathlib.Path] = None) -> NodeProcess:
         started.append(NodeProcess(argv, cwd=cwd))
         return started[-1]
 
@@ -98,6 +96,17 @@ def start_node() -> Iterator:
     for process in started:
         if process.process.poll() is None:
             process.kill()
+
+
+@pytest.fixture
+def start_node(start_process) -> Iterator:
+    """Start node executables by package and name, with ROS arguments."""
+    def start(package: str, executable: str, ros_args: list[str] = (),
+              cwd: Optional[pathlib.Path] = None) -> NodeProcess:
+        return start_process([node_executable(package, executable), '--ros-args', *ros_args],
+                             cwd=cwd)
+
+    return start
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:

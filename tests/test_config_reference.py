@@ -16,7 +16,7 @@ spec.loader.exec_module(config_reference)
 
 @pytest.mark.parametrize('node', sorted(config_reference.NODES))
 def test_yaml_declares_every_parameter_with_its_default_and_description(node):
-    path = ROOT / 'config' / f'{node}.yaml'
+    path = config_reference.config_path(node)
     values = yaml.safe_load(path.read_text())[node]['ros__parameters']
     table = config_reference.parameter_table(node)
     assert list(values) == [p.name for p in table], f'{path} and the table list different names'

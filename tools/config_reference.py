@@ -6,6 +6,7 @@ tests/test_config_reference.py fails when README, config/*.yaml and the tables d
 """
 
 import importlib
+import json
 import pathlib
 import re
 import sys
@@ -15,13 +16,40 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NODES = {
     'vla_server': ('vla_server.parameters', 'SERVER_PARAMETERS'),
     'vla_collector': ('vla_collector.parameters', 'COLLECTOR_PARAMETERS'),
+    'vla_sim': ('vla_sim_bridge.parameters', 'SIM_PARAMETERS'),
 }
+# node name -> its YAML file in config/ (when not <node>.yaml)
+CONFIG_FILES = {'vla_sim': 'sim.yaml'}
 
 
 def parameter_table(node: str):
     """Return the ParameterSpec table of a node."""
     module, name = NODES[node]
     return getattr(importlib.import_module(module), name)
+
+
+def config_path(node: str) -> pathlib.Path:
+    """Return the parameter file of a node."""
+    return ROOT / 'config' / CONFIG_FILES.get(node, f'{node}.yaml')
+
+
+def render_yaml(node: str, header: str) -> str:
+    """Return a node's parameter file: every parameter with its description as a comment."""
+    lines = [f'# {line}' if line else '#' for line in header.splitlines()]
+    lines += [f'{node}:', '  ros__parameters:']
+    for spec in parameter_table(node):
+        lines += [f'    # {spec.description}', f'    {spec.name}: {_yaml_value(spec.default)}']
+    return '\n'.join(lines) + '\n'
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, list):
+        return '[' + ', '.join(_yaml_value(v) for v in value) + ']'
+    if isinstance(value, str):
+        return json.dumps(value) if (not value or value[0] in '{[' or ':' in value) else value
+    return repr(value)
 
 
 def render(node: str) -> str:
