@@ -112,14 +112,15 @@ def save_untrained_checkpoint(directory: str | Path, spec: ActionSpec,
 
     For tests and benchmarks that need a real checkpoint of the right shape (the forward pass and
     every loading step are real; the actions mean nothing). Hand positions span a box in front of
-    the robot, orientations stay at the identity, grippers span [0, 1].
+    the robot (the simulated G1's reach, pelvis frame), orientations stay at the identity,
+    grippers span [0, 1].
     """
     torch.manual_seed(seed)
     model = CustomVLAModel(config or CustomVLAConfig(action_dim=spec.dim))
     rng = np.random.default_rng(seed)
     actions = np.zeros((256, spec.dim))
     for part_slice in spec.position_slices().values():
-        actions[:, part_slice] = rng.uniform([0.2, -0.3, 0.8], [0.5, 0.3, 1.1], size=(256, 3))
+        actions[:, part_slice] = rng.uniform([0.2, -0.3, -0.05], [0.45, 0.05, 0.1], size=(256, 3))
     for part_slice in spec.quaternion_slices().values():
         actions[:, part_slice.stop - 1] = 1.0
     actions[:, spec.gripper_mask()] = rng.uniform(0.0, 1.0, size=(256, spec.gripper_mask().sum()))

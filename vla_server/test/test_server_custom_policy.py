@@ -26,7 +26,7 @@ def test_custom_backend_runs_goal_and_publishes_finite_poses(harness, start_serv
     positions = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z]
                           for _, m in harness.poses])
     assert positions.shape == (4, 3) and np.all(np.isfinite(positions))
-    assert np.all(positions >= [-0.2, -0.6, 0.6]) and np.all(positions <= [0.7, 0.6, 1.4])
+    assert np.all(positions >= [0.05, -0.5, -0.25]) and np.all(positions <= [0.6, 0.3, 0.35])
     assert all(0.0 <= g <= 1.0 for g in harness.grippers)
 
 

@@ -139,14 +139,14 @@ def test_nan_after_some_steps_stops_publishing_there(harness, start_server):
 
 
 def test_workspace_clamp_and_step_limit_show_on_published_poses(harness, start_server):
-    start = [0.9, 0.0, 1.0, 0, 0, 0, 1, 0.5]   # x starts outside the box (max 0.7)
+    start = [0.9, 0.0, 0.1, 0, 0, 0, 1, 0.5]   # x starts outside the box (max 0.6)
     start_server(policy_options=f'{{"start": {start}, "velocity": [0.0, 0.2, 0.0]}}',
                  max_position_step=0.05)
     result, _ = harness.run('reach', 6)
     positions = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z]
                           for _, m in harness.poses])
     assert len(positions) == 6
-    assert np.all(positions[:, 0] <= 0.7 + 1e-9)
+    assert np.all(positions[:, 0] <= 0.6 + 1e-9)
     steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
     assert np.all(steps <= 0.05 + 1e-9) and steps.max() == pytest.approx(0.05)
     assert 'clamps=' in result.message and 'workspace=' in result.message

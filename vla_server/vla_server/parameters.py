@@ -61,9 +61,10 @@ SERVER_PARAMETERS = (
                   'Ticks executed from one action chunk before the policy is queried again.'),
     ParameterSpec('temporal_ensembling', False,
                   'Blend overlapping action chunks (ACT-style) instead of replanning.'),
-    ParameterSpec('workspace_min', [-0.2, -0.6, 0.6],
-                  'Lower corner [x, y, z] (m, in frame_id) of the box target positions stay in.'),
-    ParameterSpec('workspace_max', [0.7, 0.6, 1.4],
+    ParameterSpec('workspace_min', [0.05, -0.5, -0.25],
+                  'Lower corner [x, y, z] (m, in frame_id) of the box target positions stay in '
+                  '(default: the G1 right hand around its table, pelvis frame).'),
+    ParameterSpec('workspace_max', [0.6, 0.3, 0.35],
                   'Upper corner [x, y, z] (m, in frame_id) of the box target positions stay in.'),
     ParameterSpec('max_position_step', 0.05, 'Largest change of a target position per tick (m).'),
     ParameterSpec('max_rotation_step', 0.3,
