@@ -1,5 +1,5 @@
 # Entry points of the workspace. `make setup` and `make test` are what README and CI use.
-.PHONY: setup test test-quick build clean
+.PHONY: setup test test-quick demo build clean
 
 setup:
 	bash tools/setup.sh
@@ -9,6 +9,9 @@ test: setup
 
 test-quick: setup
 	bash tools/test.sh -m "not slow"
+
+demo: setup
+	bash tools/run_in_env.sh vla-demo $(DEMO_ARGS)
 
 build:
 	bash tools/run_in_env.sh colcon build --symlink-install

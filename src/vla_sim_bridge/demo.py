@@ -1,0 +1,223 @@
+# Copyright 2026 The humanoid-vla Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+The one-command demo: the simulated G1 follows an instruction with the default checkpoint.
+
+Starts the simulation bridge, the VLA server and the recorder as separate processes with the
+config files of config/ (what `ros2 launch launch/vla_system.launch.py use_sim:=true` starts on a
+machine with ROS 2), sends the instruction through the ExecuteVLATask action, prints feedback
+lines and the result, records the episode, and writes what the head camera saw (an image strip
+and a video). Every process it started is stopped at the end, on Ctrl-C and on failure.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import threading
+import time
+from typing import Optional
+
+import cv2
+from humanoid_interfaces.action import ExecuteVLATask
+from humanoid_interfaces.srv import ResetSimulation, StartEpisode
+from humanoid_vla.data import validate_file
+from humanoid_vla.image_conversion import image_to_rgb8
+from humanoid_vla.sim.tasks import sample_task
+import numpy as np
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_srvs.srv import SetBool
+
+from vla_sim_bridge.launcher import CONFIG, NodeProcesses, WORKSPACE
+
+DEFAULT_INSTRUCTION = 'pick up the red cup and place it on the plate'
+Result = ExecuteVLATask.Result
+
+
+def find_seed(instruction: str, family: str = 'pick_place', search: int = 5000) -> int:
+    """Return the first seed whose task says exactly this instruction."""
+    for seed in range(search):
+        if sample_task(seed, family, 'train').instruction == instruction:
+            return seed
+    examples = sorted({sample_task(seed, family, 'train').instruction for seed in range(12)})
+    raise SystemExit(f'the simulation sets up no {family} task worded {instruction!r} within '
+                     f'{search} seeds; examples it can: {examples}')
+
+
+class DemoClient:
+    """The demo's own node: calls services, sends the goal, keeps the camera frames."""
+
+    def __init__(self) -> None:
+        self.node = rclpy.create_node('vla_demo')
+        self.frames: list[np.ndarray] = []
+        self.recording_frames = False
+        self.node.create_subscription(Image, '/head_camera/image_raw', self._on_image,
+                                      qos_profile_sensor_data)
+        self.action = ActionClient(self.node, ExecuteVLATask, 'execute_vla_task')
+        self.executor = MultiThreadedExecutor(num_threads=3)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def _on_image(self, msg: Image) -> None:
+        if self.recording_frames:
+            self.frames.append(image_to_rgb8(msg.data, msg.height, msg.width, msg.encoding,
+                                             msg.step, bool(msg.is_bigendian)))
+
+    def call(self, srv_type, name: str, request, timeout: float = 60.0):
+        """Call a service and return its response (RuntimeError if it never answers)."""
+        client = self.node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f'service {name} did not come up within {timeout} s')
+        return wait(client.call_async(request), timeout, name)
+
+    def run_goal(self, instruction: str, max_steps: int):
+        """Send the goal, print a line per feedback, return the result."""
+        if not self.action.wait_for_server(timeout_sec=120.0):
+            raise RuntimeError('the VLA server did not offer execute_vla_task')
+        goal = ExecuteVLATask.Goal(instruction=instruction, max_steps=max_steps)
+        handle = wait(self.action.send_goal_async(goal, feedback_callback=print_feedback),
+                      30.0, 'goal response')
+        if not handle.accepted:
+            raise RuntimeError('the server rejected the goal')
+        return wait(handle.get_result_async(), max_steps * 2.0 + 60.0, 'result').result
+
+    def close(self) -> None:
+        """Stop spinning and destroy the node."""
+        self.executor.shutdown()
+        self._thread.join(timeout=5.0)
+        self.action.destroy()
+        self.node.destroy_node()
+
+
+def wait(future, timeout: float, what: str):
+    """Block until an rclpy future spun by another thread is done; return its result."""
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout):
+        raise RuntimeError(f'no {what} within {timeout} s')
+    return future.result()
+
+
+def print_feedback(message) -> None:
+    """Print one feedback line."""
+    f = message.feedback
+    p = f.commanded_pose.pose.position
+    print(f'  step {f.current_step:3d}  {f.progress:6.1%}  target ({p.x:+.3f}, {p.y:+.3f}, '
+          f'{p.z:+.3f})  inference {f.inference_time_ms:5.1f} ms', flush=True)
+
+
+def write_camera_outputs(frames: list[np.ndarray], out: pathlib.Path,
+                         tiles: int = 8) -> Optional[pathlib.Path]:
+    """Write an image strip (PNG) and a video (MP4) of the head camera frames."""
+    if not frames:
+        return None
+    picks = [frames[i] for i in np.linspace(0, len(frames) - 1, min(tiles, len(frames))).astype(int)]
+    strip = out / 'head_camera_strip.png'
+    cv2.imwrite(str(strip), cv2.cvtColor(np.concatenate(picks, axis=1), cv2.COLOR_RGB2BGR))
+    height, width = frames[0].shape[:2]
+    video = cv2.VideoWriter(str(out / 'head_camera.mp4'), cv2.VideoWriter_fourcc(*'mp4v'),
+                            10.0, (width, height))
+    for frame in frames:
+        video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    video.release()
+    return strip
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the demo's options."""
+    parser = argparse.ArgumentParser(prog='vla-demo', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--instruction', default=DEFAULT_INSTRUCTION)
+    parser.add_argument('--checkpoint', default=str(WORKSPACE / 'checkpoints' / 'default'))
+    parser.add_argument('--max-steps', type=int, default=80)
+    parser.add_argument('--out', default=str(WORKSPACE / 'outputs' / 'demo'),
+                        help='where the episode, the image strip, the video and logs go')
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Bring the system up, run the instruction, write the outputs, bring it down."""
+    out = pathlib.Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = pathlib.Path(args.checkpoint).resolve()
+    if not (checkpoint / 'config.json').is_file():
+        raise SystemExit(f'no checkpoint at {checkpoint}')
+    seed = find_seed(args.instruction)
+    print(f'instruction: {args.instruction!r} (simulation seed {seed})', flush=True)
+    with NodeProcesses(out / 'logs') as nodes:
+        nodes.start('vla_sim', 'vla_sim_bridge', 'vla_sim_bridge', [
+            '--params-file', str(CONFIG / 'sim.yaml'), '-p', f'seed:={seed}',
+            '-p', 'task:=pick_place'])
+        nodes.start('vla_collector', 'vla_collector', 'vla_collector', [
+            '--params-file', str(CONFIG / 'vla_collector.yaml'),
+            '-p', f'data_dir:={out}', '-p', 'dataset_name:=demo_episodes'])
+        nodes.start('vla_server', 'vla_server', 'vla_server', [
+            '--params-file', str(CONFIG / 'vla_server.yaml'),
+            '-p', f'policy_checkpoint:={checkpoint}',
+            '-p', 'success_service:=/vla_sim/task_success', '-p', 'success_check_period:=1'])
+        (out / 'processes.json').write_text(json.dumps(
+            {name: p.pid for name, p in nodes.processes.items()}))
+        rclpy.init()
+        client = DemoClient()
+        try:
+            result = _run_episode(client, nodes, args, seed)
+        finally:
+            client.close()
+            rclpy.try_shutdown()
+        codes = nodes.stop_all()
+    print('processes stopped: ' + ', '.join(f'{n} exit {c}' for n, c in codes.items()))
+    strip = write_camera_outputs(client.frames, out)
+    report = validate_file(out / 'demo_episodes.hdf5')
+    print(f"result: success={result.success} steps={result.steps_executed}: {result.message}")
+    print(f'episode file: {out / "demo_episodes.hdf5"} ({len(report.episodes)} episode(s), '
+          f'{"valid" if report.ok else "PROBLEMS: " + "; ".join(report.problems)})')
+    print(f'head camera: {strip} and {out / "head_camera.mp4"} ({len(client.frames)} frames)')
+    return 0 if report.ok and strip is not None else 1
+
+
+def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int):
+    reset = client.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
+        seed=seed, task='pick_place', split='train'))
+    nodes.check_alive()
+    if not reset.accepted:
+        raise RuntimeError(f'simulation reset refused: {reset.message}')
+    started = client.call(StartEpisode, '/vla_collector/start_episode',
+                          StartEpisode.Request(instruction=args.instruction))
+    if not started.accepted:
+        raise RuntimeError(f'recorder refused to start: {started.message}')
+    client.recording_frames = True
+    began = time.monotonic()
+    result = client.run_goal(args.instruction, args.max_steps)
+    client.recording_frames = False
+    stopped = client.call(SetBool, '/vla_collector/stop_episode',
+                          SetBool.Request(data=bool(result.success)))
+    print(f'recorder: {stopped.message} ({time.monotonic() - began:.1f} s)', flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    """Entry point of vla-demo."""
+    try:
+        return run(parse_args(argv))
+    except KeyboardInterrupt:
+        print('interrupted: every started process was stopped', file=sys.stderr)
+        return 130
+    except RuntimeError as error:
+        print(f'demo failed: {error}', file=sys.stderr)
+        return 1
