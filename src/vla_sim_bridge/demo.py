@@ -35,7 +35,7 @@ from humanoid_interfaces.action import ExecuteVLATask
 from humanoid_interfaces.srv import ResetSimulation, StartEpisode
 from humanoid_vla.data import validate_file
 from humanoid_vla.image_conversion import image_to_rgb8
-from humanoid_vla.sim.tasks import sample_task
+from humanoid_vla.sim.tasks import FAMILIES, sample_task
 import numpy as np
 import rclpy
 from rclpy.action import ActionClient
@@ -50,14 +50,16 @@ DEFAULT_INSTRUCTION = 'pick up the red cup and place it on the plate'
 Result = ExecuteVLATask.Result
 
 
-def find_seed(instruction: str, family: str = 'pick_place', search: int = 5000) -> int:
-    """Return the first seed whose task says exactly this instruction."""
+def find_seed(instruction: str, search: int = 5000) -> tuple[int, str]:
+    """Return the first (seed, task family) whose task says exactly this instruction."""
     for seed in range(search):
-        if sample_task(seed, family, 'train').instruction == instruction:
-            return seed
-    examples = sorted({sample_task(seed, family, 'train').instruction for seed in range(12)})
-    raise SystemExit(f'the simulation sets up no {family} task worded {instruction!r} within '
-                     f'{search} seeds; examples it can: {examples}')
+        for family in FAMILIES:
+            if sample_task(seed, family, 'train').instruction == instruction:
+                return seed, family
+    examples = sorted({sample_task(seed, family, 'train').instruction
+                       for seed in range(6) for family in FAMILIES})
+    raise SystemExit(f'the simulation sets up no task worded {instruction!r} within {search} '
+                     f'seeds; examples it can: {examples}')
 
 
 class DemoClient:
@@ -158,12 +160,12 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = pathlib.Path(args.checkpoint).resolve()
     if not (checkpoint / 'config.json').is_file():
         raise SystemExit(f'no checkpoint at {checkpoint}')
-    seed = find_seed(args.instruction)
-    print(f'instruction: {args.instruction!r} (simulation seed {seed})', flush=True)
+    seed, family = find_seed(args.instruction)
+    print(f'instruction: {args.instruction!r} (simulation seed {seed}, {family})', flush=True)
     with NodeProcesses(out / 'logs') as nodes:
         nodes.start('vla_sim', 'vla_sim_bridge', 'vla_sim_bridge', [
             '--params-file', str(CONFIG / 'sim.yaml'), '-p', f'seed:={seed}',
-            '-p', 'task:=pick_place'])
+            '-p', f'task:={family}'])
         nodes.start('vla_collector', 'vla_collector', 'vla_collector', [
             '--params-file', str(CONFIG / 'vla_collector.yaml'),
             '-p', f'data_dir:={out}', '-p', 'dataset_name:=demo_episodes'])
@@ -176,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         rclpy.init()
         client = DemoClient()
         try:
-            result = _run_episode(client, nodes, args, seed)
+            result = _run_episode(client, nodes, args, seed, family)
         finally:
             client.close()
             rclpy.try_shutdown()
@@ -191,9 +193,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok and strip is not None else 1
 
 
-def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int):
+def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int, family: str):
     reset = client.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
-        seed=seed, task='pick_place', split='train'))
+        seed=seed, task=family, split='train'))
     nodes.check_alive()
     if not reset.accepted:
         raise RuntimeError(f'simulation reset refused: {reset.message}')

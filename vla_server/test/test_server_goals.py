@@ -186,3 +186,18 @@ def test_client_executable_prints_feedback_and_exits_by_outcome(harness, start_s
                               '--server-timeout', '1'], capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 2 and 'no action server' in missing.stderr
+
+
+def test_one_server_ends_goals_of_every_kind_in_turn(harness, start_server, wait_until):
+    process = start_server(policy_options='{"nan_at_call": 2}')
+    assert harness.run('first', 2)[0].error_code == Result.MAX_STEPS_REACHED
+    assert harness.run('second', 5)[0].error_code == Result.UNSAFE_ACTION
+    assert harness.run('', 5)[0].error_code == Result.INVALID_GOAL
+    harness.publish_images = False
+    time.sleep(0.7)
+    assert harness.run('third', 5)[0].error_code == Result.CAMERA_TIMEOUT
+    harness.publish_images = True
+    time.sleep(0.3)
+    assert harness.run('fourth', 2)[0].error_code == Result.MAX_STEPS_REACHED
+    assert process.process.poll() is None
+    assert 'internal error' not in process.output

@@ -310,10 +310,12 @@ class VLAServerNode(Node):
         message = f'{reason}; {stats.summary()}'
         if self.malformed_images:
             message += f'; malformed images skipped so far: {self.malformed_images}'
-        routine = succeeded or code in (
-            Result.MAX_STEPS_REACHED, Result.CANCELED, Result.PREEMPTED)
-        log = self.get_logger().info if routine else self.get_logger().warning
-        log(f'goal ended ({_code_name(code)}): {message}')
+        summary = f'goal ended ({_code_name(code)}): {message}'
+        # rclpy ties one severity to each logging call site, hence two calls.
+        if succeeded or code in (Result.MAX_STEPS_REACHED, Result.CANCELED, Result.PREEMPTED):
+            self.get_logger().info(summary)
+        else:
+            self.get_logger().warning(summary)
         return Result(success=succeeded, error_code=code, message=message,
                       steps_executed=stats.steps)
 
