@@ -201,3 +201,22 @@ def test_one_server_ends_goals_of_every_kind_in_turn(harness, start_server, wait
     assert harness.run('fourth', 2)[0].error_code == Result.MAX_STEPS_REACHED
     assert process.process.poll() is None
     assert 'internal error' not in process.output
+
+
+def test_each_goal_publishes_its_instruction_for_recorders(harness, start_server, rclpy_context):
+    import json
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+    start_server()
+    heard = []
+    harness.node.create_subscription(String, f'{harness.ns}/vla_server/active_instruction',
+                                     lambda m: heard.append(json.loads(m.data)), QoSProfile(
+                                         depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                                         durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    handle = harness.send('stack the blocks', 2)
+    harness.result(handle)
+    deadline = time.monotonic() + 5.0
+    while not heard and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert heard == [{'goal_id': bytes(handle.goal_id.uuid).hex(),
+                      'instruction': 'stack the blocks'}]

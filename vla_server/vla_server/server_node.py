@@ -44,9 +44,9 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64
+from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from vla_server.parameters import declare_parameters
@@ -113,6 +113,10 @@ class VLAServerNode(Node):
             self.create_subscription(JointState, p['joint_states_topic'], self._on_joints,
                                      qos_profile_sensor_data, callback_group=sensors)
         self._command_publishers = self._create_command_publishers()
+        # The instruction of each goal that runs, for recorders: goal requests are not on a topic.
+        self._instruction_pub = self.create_publisher(String, '~/active_instruction', QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self._success_client = None
         if p['success_service']:
             self._success_client = self.create_client(
@@ -255,6 +259,8 @@ class VLAServerNode(Node):
     def _run_goal(self, goal_handle, instruction: str, max_steps: int,
                   running: _RunningGoal) -> Result:
         self.get_logger().info(f'goal started: {instruction!r}, max_steps={max_steps}')
+        self._instruction_pub.publish(String(data=json.dumps({
+            'goal_id': bytes(goal_handle.goal_id.uuid).hex(), 'instruction': instruction})))
         self.controller.start_goal(self._last_command)
         stats = GoalStats()
         next_tick = time.monotonic()
