@@ -508,9 +508,11 @@ class VLACollectorNode(Node):
             if result.warning:
                 outcome += f' but its index entry is late ({result.warning})'
         message = self._summary(outcome, episode, result)
-        log = self.get_logger().info if result.name and not result.warning else \
-            self.get_logger().warning
-        log(message)
+        # rclpy ties one severity to each logging call site, hence two calls.
+        if result.name and not result.warning:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().warning(message)
         return result.name is not None, message
 
     def _on_write_failure(self, episode_id: int, result: WriteResult) -> None:
