@@ -40,32 +40,7 @@ from std_msgs.msg import Float64
 from std_srvs.srv import SetBool
 
 NS = '/bench'
-FASTDDS_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
-<profiles xmlns="http://www.eprosima.com">
-  <transport_descriptors>
-    <transport_descriptor>
-      <transport_id>shm_large_frames</transport_id>
-      <type>SHM</type>
-      <segment_size>33554432</segment_size>
-    </transport_descriptor>
-    <transport_descriptor>
-      <transport_id>udp_large_frames</transport_id>
-      <type>UDPv4</type>
-      <sendBufferSize>4194304</sendBufferSize>
-      <receiveBufferSize>4194304</receiveBufferSize>
-    </transport_descriptor>
-  </transport_descriptors>
-  <participant profile_name="large_frames" is_default_profile="true">
-    <rtps>
-      <userTransports>
-        <transport_id>shm_large_frames</transport_id>
-        <transport_id>udp_large_frames</transport_id>
-      </userTransports>
-      <useBuiltinTransports>false</useBuiltinTransports>
-    </rtps>
-  </participant>
-</profiles>
-"""
+FASTDDS_PROFILE = Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_frames.xml'
 CAMERAS = ('head', 'wrist')
 DISTINCT_FRAMES = 30
 
@@ -198,9 +173,7 @@ def main() -> None:
         if os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE'):
             transport = os.environ['FASTDDS_DEFAULT_PROFILES_FILE']
         elif not args.default_transport:
-            profile = Path(directory) / 'fastdds_large_frames.xml'
-            profile.write_text(FASTDDS_PROFILE)
-            os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(profile)
+            os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(FASTDDS_PROFILE)
             transport = 'Fast DDS with a 32 MB shared-memory segment'
         run(args, frames, Path(directory), transport)
 

@@ -57,8 +57,13 @@ def direct_policy_ms(checkpoint: pathlib.Path, frame: np.ndarray, calls: int) ->
     return times
 
 
-def ros_path(checkpoint: pathlib.Path, frame: np.ndarray, steps: int) -> dict:
-    """Run one goal through a real server process; return latencies, rate and tick times."""
+def ros_path(checkpoint: pathlib.Path, frame: np.ndarray, steps: int, calls: int) -> dict:
+    """
+    Run one goal through a real server process; return latencies, rate and tick times.
+
+    The direct policy calls are timed in the same run, before and after the goal, while the
+    camera publishes and the server receives frames: both paths see the same machine load.
+    """
     server = subprocess.Popen(
         [f"{get_package_prefix('vla_server')}/lib/vla_server/vla_server", '--ros-args',
          '-p', 'policy_backend:=custom', '-p', f'policy_checkpoint:={checkpoint}',
@@ -92,7 +97,9 @@ def ros_path(checkpoint: pathlib.Path, frame: np.ndarray, steps: int) -> dict:
         if not client.wait_for_server(timeout_sec=60.0):
             raise RuntimeError('vla_server did not come up')
         time.sleep(1.0)
+        direct = direct_policy_ms(checkpoint, frame, calls // 2)
         result = _run_goal(client, steps)
+        direct += direct_policy_ms(checkpoint, frame, calls // 2)
     finally:
         executor.shutdown()
         spinner.join(timeout=5.0)
@@ -101,12 +108,14 @@ def ros_path(checkpoint: pathlib.Path, frame: np.ndarray, steps: int) -> dict:
         os.killpg(server.pid, signal.SIGINT)
         server.wait(timeout=20)
     tick = re.search(r'tick median ([\d.]+) ms, p99 ([\d.]+) ms', result.message)
+    if tick is None:
+        raise RuntimeError(f'the goal ran no tick: {result.message}')
     arrivals = [t for t, _ in received]
     return {
         'latency_ms': [1000.0 * latency for _, latency in received[5:]],
         'periods_ms': [1000.0 * b - 1000.0 * a for a, b in zip(arrivals[5:], arrivals[6:])],
         'tick_median_ms': float(tick.group(1)), 'tick_p99_ms': float(tick.group(2)),
-        'steps': result.steps_executed, 'message': result.message,
+        'steps': result.steps_executed, 'message': result.message, 'direct_ms': direct,
     }
 
 
@@ -130,12 +139,15 @@ def main() -> None:
     parser.add_argument('--calls', type=int, default=200, help='direct policy calls')
     args = parser.parse_args()
     torch.set_num_threads(2)
+    # Large frames need a larger shared-memory segment than Fast DDS's default (see the file).
+    os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                          str(pathlib.Path(__file__).resolve().parents[1] / 'config' /
+                              'fastdds_large_frames.xml'))
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = save_untrained_checkpoint(pathlib.Path(tmp) / 'ckpt', SPEC)
-        direct = direct_policy_ms(checkpoint, frame, args.calls // 2)
-        ros = ros_path(checkpoint, frame, args.steps)
-        direct += direct_policy_ms(checkpoint, frame, args.calls // 2)
+        ros = ros_path(checkpoint, frame, args.steps, args.calls)
+    direct = ros['direct_ms']
     direct_median = statistics.median(direct)
     rate = 1000.0 / statistics.median(ros['periods_ms'])
     print(f"frames: 480x640 rgb8 at 30 Hz, control_rate_hz 30, {ros['steps']} steps")
@@ -146,7 +158,7 @@ def main() -> None:
           f"p99 {percentile(ros['latency_ms'], 99):.1f} ms (includes waiting for the next tick)")
     print('server tick (image conversion + policy + safety + publish): median '
           f"{ros['tick_median_ms']:.1f} ms, p99 {ros['tick_p99_ms']:.1f} ms")
-    print(f'direct policy.predict on the same frame: median {direct_median:.1f} ms, '
+    print(f'direct policy.predict on the same frame, same load: median {direct_median:.1f} ms, '
           f'p99 {percentile(direct, 99):.1f} ms')
     overhead = (ros['tick_median_ms'] - direct_median) / direct_median
     print(f'ROS path overhead (tick vs direct, medians): {overhead:+.1%} (goal <= 10%)')

@@ -65,6 +65,11 @@ class SimBridgeNode(Node):
         self.env = SimEnvironment(image_size=p['image_size'])
         self._lock = threading.Lock()
         self._command: Optional[np.ndarray] = None
+        # Inputs from callbacks, picked up by the physics thread: a callback never waits for the
+        # simulator lock, which the physics thread holds most of the time.
+        self._pending_pose: Optional[np.ndarray] = None
+        self._pending_gripper: Optional[float] = None
+        self._task_done = False
         self.rejected_commands = 0
         self._reset(p['seed'], p['task'], p['split'], '')
 
@@ -106,6 +111,8 @@ class SimBridgeNode(Node):
         with self._lock:
             self.env.reset_task(task)
             self._command = self._hold_still()
+            self._pending_pose = self._pending_gripper = None
+            self._task_done = False
             self._next_frame = self._next_joints = 0.0
         return task.instruction
 
@@ -129,7 +136,9 @@ class SimBridgeNode(Node):
     def _physics_iteration(self) -> None:
         p = self.params
         with self._lock:
+            self._take_pending_commands()
             self.env.apply_action(self._command, sim_seconds=p['step_seconds'])
+            self._task_done = bool(self.env.success())
             now = self.env.world.time
             image = self.env.world.render(size=p['image_size']) if now >= self._next_frame \
                 else None
@@ -145,11 +154,21 @@ class SimBridgeNode(Node):
         if joints is not None:
             self._next_joints = now + 1.0 / p['joint_states_rate_hz']
             self._publish_joints(joints, hand, stamp)
+        pause = 0.001  # even when behind, let services that need the simulator take the lock
         if p['real_time_factor'] > 0:
             # Pace wall time to simulated time; after a stall, resume rather than race ahead.
             self._deadline = max(self._deadline + p['step_seconds'] / p['real_time_factor'],
                                  time.monotonic() - 0.1)
-            time.sleep(max(0.0, self._deadline - time.monotonic()))
+            pause = max(pause, self._deadline - time.monotonic())
+        time.sleep(pause)
+
+    def _take_pending_commands(self) -> None:
+        pose, self._pending_pose = self._pending_pose, None
+        gripper, self._pending_gripper = self._pending_gripper, None
+        if pose is not None:
+            self._command = np.concatenate([pose, self._command[7:]])
+        if gripper is not None:
+            self._command = np.concatenate([self._command[:7], [gripper]])
 
     def _publish_image(self, image: np.ndarray, stamp: Time) -> None:
         data, step = rgb8_to_buffer(image)
@@ -185,15 +204,13 @@ class SimBridgeNode(Node):
                 f'ignoring target pose in frame {msg.header.frame_id!r} with values {values} '
                 f'({self.rejected_commands} so far)', throttle_duration_sec=2.0)
             return
-        with self._lock:
-            self._command = np.concatenate([values, self._command[7:]])
+        self._pending_pose = values
 
     def _on_gripper(self, msg: Float64) -> None:
         if not np.isfinite(msg.data):
             self.rejected_commands += 1
             return
-        with self._lock:
-            self._command = np.concatenate([self._command[:7], [np.clip(msg.data, 0.0, 1.0)]])
+        self._pending_gripper = float(np.clip(msg.data, 0.0, 1.0))
 
     # ---- services ----------------------------------------------------------------------------
 
@@ -210,8 +227,7 @@ class SimBridgeNode(Node):
         return response
 
     def _on_success(self, request, response):
-        with self._lock:
-            response.success = bool(self.env.success())
+        response.success = self._task_done  # checked by the physics thread at every step
         response.message = 'task done' if response.success else 'task not done'
         return response
 
@@ -234,8 +250,7 @@ class SimBridgeNode(Node):
             self.expert_pose_pub.publish(self._pose_msg(Pose(action[:3], action[3:7]), stamp))
             self.expert_gripper_pub.publish(Float64(data=float(action[7])))
             steps += 1
-            with self._lock:
-                succeeded = bool(self.env.success())
+            succeeded = self._task_done
             if succeeded:
                 break
         response.success = succeeded

@@ -1,0 +1,79 @@
+"""vla-sim-report turns evaluation results into a markdown table, a bar plot and a strip."""
+
+import json
+
+import cv2
+import numpy as np
+from vla_sim_bridge.experiments import report
+from vla_sim_bridge.experiments.evaluate import step_budgets, summarise
+
+
+def _episode(family, split, success, seed, frames=()):
+    return {'family': family, 'split': split, 'success': success, 'seed': seed, 'steps': 12,
+            'instruction': f'do {family} {seed}', 'frames': list(frames)}
+
+
+def _write_run(directory, label, split, outcomes, frames=False):
+    frames_dir = directory / f'{label}_{split}_frames'
+    episodes = []
+    for seed, (family, success) in enumerate(outcomes):
+        names = []
+        if frames and seed == 0:
+            frames_dir.mkdir(exist_ok=True)
+            for k in range(3):
+                name = f'{family}_{seed}_{k}.png'
+                cv2.imwrite(str(frames_dir / name), np.full((32, 32, 3), 40 * k, np.uint8))
+                names.append(name)
+        episodes.append(_episode(family, split, success, seed, names))
+    data = {'label': label, 'mode': 'expert' if label == 'expert' else 'policy',
+            'split': split, 'command': f'vla-sim-evaluate --label {label}',
+            'frames_dir': frames_dir.name, 'episodes': episodes,
+            'summary': summarise(episodes), 'wall_seconds': 1.0}
+    path = directory / f'{label}_{split}.json'
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_report_table_plot_and_strip(tmp_path):
+    paths = [
+        _write_run(tmp_path, 'model', 'train',
+                   [('touch', True), ('pick_place', False), ('touch', True),
+                    ('pick_place', True)], frames=True),
+        _write_run(tmp_path, 'blind', 'train',
+                   [('touch', False), ('pick_place', False), ('touch', True),
+                    ('pick_place', False)]),
+        _write_run(tmp_path, 'expert', 'novel', [('touch', True), ('pick_place', True)]),
+    ]
+    runs = report.load_results([str(p) for p in paths])
+    table = report.markdown_table(runs)
+    assert '| task | split | model | blind | expert |' in table
+    assert '| touch | train | 2/2 (100%) | 1/2 (50%) | - |' in table
+    assert '| pick_place | train | 1/2 (50%) | 0/2 (0%) | - |' in table
+    assert '| touch | novel | - | - | 1/1 (100%) |' in table
+    assert '| **all** | train | 3/4 (75%) | 1/4 (25%) | - |' in table
+
+    out = tmp_path / 'report'
+    readme = report.write_report(runs, out, notes='# notes\nhello')
+    text = readme.read_text()
+    assert 'hello' in text and table in text and 'vla-sim-evaluate --label blind' in text
+    plot = cv2.imread(str(out / 'success_rates.png'))
+    assert plot is not None and plot.shape == (480, 960, 3) and plot.std() > 0
+    strip = cv2.imread(str(out / 'episodes_strip.png'))
+    assert strip is not None and strip.shape[1] == 3 * 160
+    assert sorted(p.name for p in (out / 'data').iterdir()) == sorted(p.name for p in paths)
+
+
+def test_report_main_prints_the_table(tmp_path, capsys):
+    path = _write_run(tmp_path, 'model', 'novel', [('touch', False)])
+    assert report.main([str(path), '--out', str(tmp_path / 'out')]) == 0
+    assert '| touch | novel | 0/1 (0%) |' in capsys.readouterr().out
+    assert cv2.imread(str(tmp_path / 'out' / 'success_rates.png')) is not None
+    assert not (tmp_path / 'out' / 'episodes_strip.png').exists()
+
+
+def test_summary_and_step_budgets():
+    summary = summarise([_episode('touch', 'train', True, 0),
+                         _episode('touch', 'train', False, 1)])
+    assert summary['touch'] == {'episodes': 2, 'successes': 1, 'success_rate': 0.5}
+    assert summary['all']['episodes'] == 2
+    assert step_budgets('touch=10') == {'touch': 10, 'pick_place': 80}

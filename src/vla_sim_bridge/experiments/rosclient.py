@@ -1,0 +1,143 @@
+# Copyright 2026 The humanoid-vla Authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""
+A small rclpy client for the experiment commands: service calls and action goals with timeouts.
+
+One node spins in a background MultiThreadedExecutor; every request is sent with the *_async
+call and waited for through a done callback, so no result is read from a racing thread.
+"""
+
+import os
+import threading
+import time
+from typing import Optional
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+EXPERIMENT_DOMAIN_ENV = 'ROS_DOMAIN_ID'
+
+
+def use_domain(domain_id: Optional[int]) -> None:
+    """Put this process and the nodes it starts on ROS domain ``domain_id`` (None: keep)."""
+    if domain_id is not None:
+        os.environ[EXPERIMENT_DOMAIN_ENV] = str(domain_id)
+
+
+class ExperimentClient:
+    """One rclpy node spinning in a thread, with blocking helpers built on futures."""
+
+    def __init__(self, name: str = 'vla_experiment', camera_topic: Optional[str] = None) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self._clients = {}
+        self._lock = threading.Lock()
+        self.last_image: Optional[Image] = None
+        self.image_count = 0
+        if camera_topic:
+            self.node.create_subscription(Image, camera_topic, self._on_image,
+                                          qos_profile_sensor_data)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def _on_image(self, msg: Image) -> None:
+        with self._lock:
+            self.last_image = msg
+            self.image_count += 1
+
+    def latest_frame(self):
+        """Return the newest camera frame as an HxWx3 uint8 array, or None."""
+        import numpy as np
+        with self._lock:
+            msg = self.last_image
+        if msg is None:
+            return None
+        return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3).copy()
+
+    def _client(self, srv_type, name: str):
+        if name not in self._clients:
+            self._clients[name] = self.node.create_client(srv_type, name)
+        return self._clients[name]
+
+    def wait_for_service(self, srv_type, name: str, timeout: float = 60.0, alive=None) -> None:
+        """Wait until ``name`` is offered; ``alive()`` (if given) may raise when a node died."""
+        client = self._client(srv_type, name)
+        deadline = time.monotonic() + timeout
+        while not client.wait_for_service(timeout_sec=1.0):
+            if alive is not None:
+                alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'service {name} not available after {timeout:.0f} s')
+
+    def call(self, srv_type, name: str, request, timeout: float = 60.0):
+        """Call a service and return its response; TimeoutError when none comes in time."""
+        client = self._client(srv_type, name)
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(timeout):
+            future.cancel()
+            raise TimeoutError(f'service {name} did not answer within {timeout:.0f} s')
+        return future.result()
+
+    def action_client(self, action_type, name: str) -> ActionClient:
+        """Create (once) and return an action client."""
+        key = ('action', name)
+        if key not in self._clients:
+            self._clients[key] = ActionClient(self.node, action_type, name)
+        return self._clients[key]
+
+    def run_goal(self, action_type, name: str, goal, timeout: float, on_feedback=None):
+        """
+        Send one goal and wait for its result; return (accepted, result or None).
+
+        The result request is chained in the goal-response callback, which runs on the
+        executor, so the goal handle is never touched from this thread.
+        """
+        client = self.action_client(action_type, name)
+        done = threading.Event()
+        outcome = {'accepted': False, 'result': None}
+
+        def on_result(future) -> None:
+            outcome['result'] = future.result().result
+            done.set()
+
+        def on_goal_response(future) -> None:
+            handle = future.result()
+            outcome['accepted'] = bool(handle is not None and handle.accepted)
+            if not outcome['accepted']:
+                done.set()
+                return
+            handle.get_result_async().add_done_callback(on_result)
+
+        client.send_goal_async(goal, feedback_callback=on_feedback).add_done_callback(
+            on_goal_response)
+        if not done.wait(timeout):
+            raise TimeoutError(f'action {name}: no result within {timeout:.0f} s')
+        return outcome['accepted'], outcome['result']
+
+    def close(self) -> None:
+        """Stop spinning and shut the context down."""
+        self.executor.shutdown()
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        if self.context.ok():
+            rclpy.shutdown(context=self.context)
