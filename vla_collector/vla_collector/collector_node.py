@@ -61,6 +61,7 @@ from functools import partial
 import itertools
 import json
 from pathlib import Path
+import sys
 import threading
 import time
 from typing import Optional
@@ -621,6 +622,9 @@ def _published(info) -> float:
 
 def main(args=None) -> None:
     """Run the node until SIGINT, then exit 0."""
+    # rclpy's MultiThreadedExecutor spins while a ready callback waits for its group; hand the
+    # GIL over more often so the callbacks and the writer thread it waits for keep moving.
+    sys.setswitchinterval(0.0002)
     rclpy.init(args=args)
     node = VLACollectorNode()
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
