@@ -4,6 +4,7 @@ Isolates the ROS graph of a test run from other ROS traffic on the machine, and 
 fixtures that start real rclpy nodes and real node processes.
 """
 
+import importlib
 import os
 import pathlib
 import random
@@ -17,6 +18,15 @@ from typing import Iterator, Optional
 import pytest
 
 WORKSPACE = pathlib.Path(__file__).resolve().parent
+
+# pytest's importlib mode registers the package folders vla_server/ and vla_collector/ as
+# namespace modules when it collects their tests, hiding the installed packages of the same
+# names from later tests; importing the real packages first keeps them in place.
+for _package in ('vla_server', 'vla_collector'):
+    try:
+        importlib.import_module(_package)
+    except ImportError:
+        pass
 
 # Only this machine, and a domain of our own, unless the caller already chose one.
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
