@@ -28,15 +28,18 @@ def main(args=None) -> None:
     from vla_sim_bridge.bridge_node import SimBridgeNode
 
     rclpy.init(args=args)
-    node = SimBridgeNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
+    node = executor = None
+    try:  # Ctrl-C while the node is still starting must end it cleanly too
+        node = SimBridgeNode()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.shutdown()
-        node.shutdown()
-        node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
         rclpy.try_shutdown()

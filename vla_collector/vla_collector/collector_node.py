@@ -626,14 +626,17 @@ def main(args=None) -> None:
     # GIL over more often so the callbacks and the writer thread it waits for keep moving.
     sys.setswitchinterval(0.0002)
     rclpy.init(args=args)
-    node = VLACollectorNode()
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-    executor.add_node(node)
-    try:
+    node = executor = None
+    try:  # Ctrl-C while the node is still starting must end it cleanly too
+        node = VLACollectorNode()
+        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()

@@ -386,14 +386,17 @@ def _code_name(code: int) -> str:
 def main(args=None) -> None:
     """Run the node until SIGINT, then exit 0."""
     rclpy.init(args=args)
-    node = VLAServerNode()
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-    executor.add_node(node)
-    try:
+    node = executor = None
+    try:  # Ctrl-C while the node is still starting must end it cleanly too
+        node = VLAServerNode()
+        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.shutdown()
-        node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
