@@ -75,7 +75,7 @@ class NodeProcess:
         self._log.seek(0)
         return self._log.read()
 
-    def stop(self, timeout: float = 10.0) -> int:
+    def stop(self, timeout: float = 30.0) -> int:
         """Send SIGINT to the group, wait; SIGKILL after the timeout. Return the exit code."""
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGINT)
