@@ -111,6 +111,9 @@ _WARN_EVERY_S = 5.0
 STEP_WAIT_S = 2.0
 # How long stop_episode lets the steps of the last frames wait for their inputs.
 STOP_WAIT_S = 0.5
+# On SIGINT, how long shutdown waits for running callbacks and for the writer to close the file;
+# a finished episode is already durable, so a stuck writer must not keep the process alive.
+SHUTDOWN_WAIT_S = 5.0
 
 
 class _Camera:
@@ -606,7 +609,7 @@ class VLACollectorNode(Node):
             self.get_logger().warning(
                 f'shutting down while recording {episode.instruction!r}: the episode stays '
                 'unfinished (a .partial file, not part of the dataset)')
-        self._writer.close()
+        self._writer.close(timeout=SHUTDOWN_WAIT_S)
         super().destroy_node()
 
 
@@ -636,7 +639,7 @@ def main(args=None) -> None:
         pass
     finally:
         if executor is not None:
-            executor.shutdown()
+            executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
