@@ -68,6 +68,7 @@ class DemoClient:
     def __init__(self) -> None:
         self.node = rclpy.create_node('vla_demo')
         self.frames: list[np.ndarray] = []
+        self.frames_seen = 0
         self.recording_frames = False
         self.node.create_subscription(Image, '/head_camera/image_raw', self._on_image,
                                       qos_profile_sensor_data)
@@ -78,6 +79,7 @@ class DemoClient:
         self._thread.start()
 
     def _on_image(self, msg: Image) -> None:
+        self.frames_seen += 1
         if self.recording_frames:
             self.frames.append(image_to_rgb8(msg.data, msg.height, msg.width, msg.encoding,
                                              msg.step, bool(msg.is_bigendian)))
@@ -203,6 +205,11 @@ def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int, fami
                           StartEpisode.Request(instruction=args.instruction))
     if not started.accepted:
         raise RuntimeError(f'recorder refused to start: {started.message}')
+    # The server aborts a goal at once when no camera frame is fresh: let frames flow first.
+    deadline = time.monotonic() + 60.0
+    while client.frames_seen < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     client.recording_frames = True
     began = time.monotonic()
     result = client.run_goal(args.instruction, args.max_steps)
