@@ -4,8 +4,9 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from vla_sim_bridge.experiments import report
-from vla_sim_bridge.experiments.evaluate import step_budgets, summarise
+from vla_sim_bridge.experiments.evaluate import server_overrides, step_budgets, summarise
 
 
 def _episode(family, split, success, seed, frames=()):
@@ -77,3 +78,12 @@ def test_summary_and_step_budgets():
     assert summary['touch'] == {'episodes': 2, 'successes': 1, 'success_rate': 0.5}
     assert summary['all']['episodes'] == 2
     assert step_budgets('touch=10') == {'touch': 10, 'pick_place': 80}
+
+
+def test_server_overrides_become_ros_arguments():
+    assert server_overrides([]) == []
+    assert server_overrides(['replan_steps:=2', ' temporal_ensembling := true']) == [
+        '-p', 'replan_steps:=2', '-p', 'temporal_ensembling:=true']
+    for bad in ('replan_steps=2', ':=2', 'replan_steps:='):
+        with pytest.raises(ValueError, match='NAME:=VALUE'):
+            server_overrides([bad])

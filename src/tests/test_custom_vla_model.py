@@ -63,8 +63,9 @@ def test_single_action_accepts_2d_targets():
     assert torch.isfinite(out.loss)
 
 
-def test_proprio_is_required_and_used():
-    model = CustomVLAModel(tiny_config(use_proprio=True, proprio_dim=5)).eval()
+@pytest.mark.parametrize('pooling', ['mean', 'readout'])
+def test_proprio_is_required_and_used(pooling):
+    model = CustomVLAModel(tiny_config(use_proprio=True, proprio_dim=5, pooling=pooling)).eval()
     pixels, _ = make_batch(model.config)
     tokens, mask = model.encode_instructions(INSTRUCTIONS)
     with pytest.raises(ValueError, match='proprio'):
@@ -92,9 +93,10 @@ def test_action_mask_excludes_entries(model):
               action_mask=torch.ones(5))
 
 
-def test_loss_decreases_on_fixed_batch():
+@pytest.mark.parametrize('pooling', ['mean', 'readout'])
+def test_loss_decreases_on_fixed_batch(pooling):
     torch.manual_seed(0)
-    model = CustomVLAModel(tiny_config()).train()
+    model = CustomVLAModel(tiny_config(pooling=pooling)).train()
     pixels, actions = make_batch(model.config)
     tokens, mask = model.encode_instructions(INSTRUCTIONS)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -109,6 +111,26 @@ def test_loss_decreases_on_fixed_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_readout_pooling_is_saved_and_reloaded(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(tiny_config(pooling='readout', use_proprio=True, proprio_dim=3)).eval()
+    assert model.readout_token is not None and model.readout_token.requires_grad
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    proprio = torch.rand(2, 3)
+    with torch.no_grad():
+        expected = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
+                         proprio=proprio).predicted_actions
+    model.save_pretrained(tmp_path)
+    reloaded = CustomVLAModel.from_pretrained(tmp_path)
+    assert reloaded.config.pooling == 'readout'
+    torch.testing.assert_close(reloaded.readout_token, model.readout_token)
+    with torch.no_grad():
+        got = reloaded(pixels, instruction_embeddings=tokens, attention_mask=mask,
+                       proprio=proprio).predicted_actions
+    assert torch.equal(expected, got)
 
 
 def test_save_and_reload_give_identical_outputs(model, tmp_path):
@@ -150,6 +172,7 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'language_encoder': 'gpt'}, 'language_encoder'),
     ({'use_proprio': True, 'proprio_dim': 0}, 'proprio_dim'),
     ({'loss_type': 'huber'}, 'loss_type'),
+    ({'pooling': 'max'}, 'pooling'),
     ({'dropout': 1.0}, 'dropout'),
 ])
 def test_config_validation(overrides, message):

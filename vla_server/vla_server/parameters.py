@@ -26,7 +26,7 @@ SERVER_PARAMETERS = (
     ParameterSpec('action_name', 'execute_vla_task', 'Name of the ExecuteVLATask action server.'),
     ParameterSpec('image_topic', '/head_camera/image_raw',
                   'sensor_msgs/Image input, subscribed with sensor-data QoS.'),
-    ParameterSpec('joint_states_topic', '',
+    ParameterSpec('joint_states_topic', '/joint_states',
                   'sensor_msgs/JointState used as proprioception; empty = not subscribed.'),
     ParameterSpec('left_hand_pose_topic', '/left_hand/target_pose',
                   'geometry_msgs/PoseStamped output for the left hand (if in the action spec).'),

@@ -13,6 +13,7 @@ from transformers import CLIPVisionConfig, PretrainedConfig
 
 LANGUAGE_ENCODERS = ('minilm', 'tiny')
 LOSS_TYPES = ('l1', 'mse')
+POOLING_MODES = ('mean', 'readout')
 MINILM_HIDDEN_SIZE = 384
 
 
@@ -53,7 +54,12 @@ class CustomVLAConfig(PretrainedConfig):
       gripper); ``chunk_size``: actions predicted per call
       (1 = a single action).
     - ``use_proprio`` / ``proprio_dim``: add a projection of the proprioceptive state to the
-      pooled features.
+      pooled features (``pooling="mean"``) or feed it to the fusion layers as one more token
+      (``pooling="readout"``).
+    - ``pooling``: how the fused tokens become one feature vector for the action head.
+      ``"mean"`` averages them; ``"readout"`` prepends a learnt query token to the fusion
+      layers and reads it out, so the head sees features the attention chose (where the named
+      object is) instead of an average over the whole table.
     - ``loss_type``: ``"l1"`` (default, as in ACT: sharper than MSE on multi-modal demos)
       or ``"mse"``.
     """
@@ -81,6 +87,7 @@ class CustomVLAConfig(PretrainedConfig):
     use_proprio: bool = False
     proprio_dim: int = 0
     loss_type: str = 'l1'
+    pooling: str = 'mean'
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -141,6 +148,8 @@ class CustomVLAConfig(PretrainedConfig):
             raise ValueError(f'use_proprio=True needs proprio_dim >= 1, got {self.proprio_dim}')
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f'pooling must be one of {POOLING_MODES}, got {self.pooling!r}')
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f'loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}')
 

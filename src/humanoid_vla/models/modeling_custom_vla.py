@@ -161,6 +161,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         else:
             self.fusion = nn.Identity()
         self.final_norm = nn.LayerNorm(config.hidden_size)
+        self.readout_token = (
+            nn.Parameter(torch.randn(1, 1, config.hidden_size) * config.initializer_range)
+            if config.pooling == 'readout' else None
+        )
         self.proprio_proj = (
             nn.Linear(config.proprio_dim, config.hidden_size) if config.use_proprio else None
         )
@@ -349,12 +353,12 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             padding = ~attention_mask.to(device=device, dtype=torch.bool)
         for block in self.cross_attention:
             vision_tokens = block(vision_tokens, context, padding)
-        fused = self.final_norm(self.fusion(vision_tokens))
-        pooled = fused.mean(dim=1)
+        proprio_features = None
         if self.proprio_proj is not None:
             if proprio is None:
                 raise ValueError('this model was configured with use_proprio=True: pass proprio')
-            pooled = pooled + self.proprio_proj(proprio.to(device, pooled.dtype))
+            proprio_features = self.proprio_proj(proprio.to(device, vision_tokens.dtype))
+        pooled = self.pool(vision_tokens, proprio_features)
         predicted = self.action_head(pooled).view(
             batch_size, self.config.chunk_size, self.config.action_dim
         )
@@ -362,6 +366,19 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         if actions is not None:
             loss = self.compute_loss(predicted, actions, action_mask)
         return CustomVLAOutput(loss=loss, predicted_actions=predicted)
+
+    def pool(
+        self, tokens: torch.Tensor, proprio_features: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Run the fusion layers and return one ``(B, hidden)`` vector (see ``pooling``)."""
+        if self.readout_token is None:
+            pooled = self.final_norm(self.fusion(tokens)).mean(dim=1)
+            return pooled if proprio_features is None else pooled + proprio_features
+        extra = [self.readout_token.expand(tokens.shape[0], -1, -1)]
+        if proprio_features is not None:
+            extra.append(proprio_features.unsqueeze(1))
+        fused = self.fusion(torch.cat([*extra, tokens], dim=1))
+        return self.final_norm(fused[:, 0])
 
     def compute_loss(
         self,

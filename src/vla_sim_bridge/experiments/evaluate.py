@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='seconds between reset and the goal (fresh camera frames)')
     parser.add_argument('--camera-timeout', type=float, default=2.0,
                         help='server camera_timeout_s: a loaded CPU can delay the sim camera')
+    parser.add_argument('--server-param', action='append', default=[], metavar='NAME:=VALUE',
+                        help='extra vla_server parameter, e.g. replan_steps:=2 (repeatable)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID for the nodes and this client (default: inherited)')
     return parser
@@ -85,6 +87,17 @@ def step_budgets(text: Optional[str]) -> dict:
         family, _, value = item.partition('=')
         budgets[family.strip()] = int(value)
     return budgets
+
+
+def server_overrides(params: Sequence[str]) -> list:
+    """Turn ['replan_steps:=2'] into ['-p', 'replan_steps:=2'], refusing malformed items."""
+    arguments = []
+    for item in params:
+        name, separator, value = item.partition(':=')
+        if not separator or not name.strip() or not value.strip():
+            raise ValueError(f'--server-param needs NAME:=VALUE, got {item!r}')
+        arguments += ['-p', f'{name.strip()}:={value.strip()}']
+    return arguments
 
 
 def default_label(checkpoint: Optional[str]) -> str:
@@ -133,6 +146,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     frames_dir = out.parent / f'{out.stem}_frames'
     budgets = step_budgets(args.max_steps)
+    extra_server_args = server_overrides(args.server_param)
     error_names = {getattr(ExecuteVLATask.Result, n): n for n in dir(ExecuteVLATask.Result)
                    if n.isupper() and isinstance(getattr(ExecuteVLATask.Result, n), int)}
     results = {
@@ -140,7 +154,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         'mode': 'expert' if args.expert else 'policy',
         'checkpoint': None if args.expert else str(pathlib.Path(args.checkpoint).resolve()),
         'split': args.split, 'families': args.families, 'seed_start': args.seed_start,
-        'max_steps': budgets, 'command': ' '.join(['vla-sim-evaluate', *sys.argv[1:]]),
+        'max_steps': budgets, 'server_params': list(args.server_param), 'command': ' '.join(['vla-sim-evaluate', *sys.argv[1:]]),
         'frames_dir': frames_dir.name, 'episodes': [],
     }
     started = time.monotonic()
@@ -156,7 +170,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                 '-p', 'success_check_period:=1', '-p', 'control_rate_hz:=10.0',
                 '-p', f'camera_timeout_s:={float(args.camera_timeout)}',
                 '-p', f'workspace_min:={SIM_WORKSPACE_MIN}',
-                '-p', f'workspace_max:={SIM_WORKSPACE_MAX}'])
+                '-p', f'workspace_max:={SIM_WORKSPACE_MAX}',
+                *extra_server_args])
         client = ExperimentClient('vla_sim_evaluate', camera_topic='/head_camera/image_raw')
         try:
             client.wait_for_service(ResetSimulation, '/vla_sim/reset', 120.0, nodes.check_alive)
