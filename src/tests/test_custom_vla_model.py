@@ -113,9 +113,30 @@ def test_loss_decreases_on_fixed_batch(pooling):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def test_conv_backbone_gives_one_token_per_16_pixels_and_learns():
+    torch.manual_seed(0)
+    config = tiny_config(vision_backbone='conv', pooling='readout')
+    model = CustomVLAModel(config).train()
+    pixels, actions = make_batch(config)
+    assert config.num_patches == 4
+    assert model.encode_image(pixels).shape == (2, 4, config.hidden_size)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(20):
+        loss = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
+                     actions=actions).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
 def test_readout_pooling_is_saved_and_reloaded(tmp_path):
     torch.manual_seed(0)
-    model = CustomVLAModel(tiny_config(pooling='readout', use_proprio=True, proprio_dim=3)).eval()
+    model = CustomVLAModel(tiny_config(pooling='readout', use_proprio=True, proprio_dim=3,
+                                       vision_backbone='conv')).eval()
     assert model.readout_token is not None and model.readout_token.requires_grad
     pixels, _ = make_batch(model.config)
     tokens, mask = model.encode_instructions(INSTRUCTIONS)
@@ -173,6 +194,8 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'use_proprio': True, 'proprio_dim': 0}, 'proprio_dim'),
     ({'loss_type': 'huber'}, 'loss_type'),
     ({'pooling': 'max'}, 'pooling'),
+    ({'vision_backbone': 'resnet'}, 'vision_backbone'),
+    ({'vision_backbone': 'conv', 'image_size': 40, 'patch_size': 8}, 'multiple of 16'),
     ({'dropout': 1.0}, 'dropout'),
 ])
 def test_config_validation(overrides, message):

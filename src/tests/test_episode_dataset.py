@@ -83,6 +83,18 @@ def test_action_chunks_pad_past_the_end_and_mask_the_padding(dataset_path):
     assert last['action_mask'].tolist() == [True, False, False, False]
 
 
+def test_action_offset_pairs_each_frame_with_the_following_actions(dataset_path):
+    data = EpisodeDataset(dataset_path, split=None, chunk_size=2, image_size=8, action_offset=1)
+    start = LENGTHS[0]  # episode 1 has 3 steps
+    first, last = data[start], data[start + 2]
+    np.testing.assert_array_equal(first['actions'].numpy(), [_action(1, 1), _action(1, 2)])
+    assert first['action_mask'].tolist() == [True, True]
+    assert last['action_mask'].tolist() == [False, False]  # nothing follows the last frame
+    assert _episode_of(first) == 1 and len(data) == sum(LENGTHS)
+    with pytest.raises(ValueError, match='action_offset'):
+        EpisodeDataset(dataset_path, action_offset=-1)
+
+
 def test_split_follows_the_masks(dataset_path):
     with EpisodeReader(dataset_path) as reader:
         train, valid = reader.split('train'), reader.split('valid')

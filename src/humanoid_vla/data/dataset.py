@@ -84,6 +84,11 @@ class EpisodeDataset(Dataset):
     float32 (chunk_size, D) (past the episode end the last action repeats) with ``action_mask``
     bool (chunk_size,) False on those repeats, and ``proprio`` float32 when ``proprio_key`` is
     set.  ``image_size=None`` keeps the recorded resolution.
+
+    ``action_offset`` is how many steps after its observation a step's first action is: 0 pairs
+    each frame with the action recorded beside it; 1 with the next one.  Recordings of commands
+    from topics store beside each frame the command already in effect (the hand is on its way
+    there), so a policy that should answer the frame with the *next* command trains with 1.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class EpisodeDataset(Dataset):
         image_size: int | None = 224,
         augment: bool = False,
         proprio_key: str | None = None,
+        action_offset: int = 0,
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -104,11 +110,14 @@ class EpisodeDataset(Dataset):
             raise ValueError(f'split must be one of {SPLITS} or None, got {split!r}')
         if int(chunk_size) < 1:
             raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+        if int(action_offset) < 0:
+            raise ValueError(f'action_offset must be >= 0, got {action_offset}')
         if image_size is not None and int(image_size) < 1:
             raise ValueError(f'image_size must be >= 1 or None, got {image_size}')
         self._paths = [Path(p).expanduser().resolve() for p in paths]
         self._split = split
         self._chunk_size = int(chunk_size)
+        self._action_offset = int(action_offset)
         self._image_size = None if image_size is None else int(image_size)
         self._augment = bool(augment)
         self._proprio_key = proprio_key
@@ -204,7 +213,8 @@ class EpisodeDataset(Dataset):
         episode = self._episodes[episode_index]
         step = index - int(self._starts[episode_index])
         frame = self._frames_of(episode_index)[step]
-        future = np.arange(step, step + self._chunk_size)
+        first = step + self._action_offset
+        future = np.arange(first, first + self._chunk_size)
         item: dict[str, object] = {
             'image': self._prepare_image(frame),
             'instruction': episode.instruction,

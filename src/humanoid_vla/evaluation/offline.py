@@ -118,7 +118,8 @@ def evaluate_offline(
             'observation (proprio_key)')
     dataset = EpisodeDataset(paths, split=split, image_key=extra.get('image_key'),
                              chunk_size=config.chunk_size, image_size=config.image_size,
-                             augment=False, proprio_key=proprio_key)
+                             augment=False, proprio_key=proprio_key,
+                             action_offset=int(extra.get('action_offset', 0)))
     spec.check_dim(dataset.action_dim, f'actions in {", ".join(map(str, paths))}')
     distinct = sorted(set(dataset.instructions())) if use_instruction else ['']
     model.instruction_cache.max_size = max(model.instruction_cache.max_size, len(distinct) + 1)

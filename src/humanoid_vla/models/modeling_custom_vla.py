@@ -16,6 +16,7 @@ target normalised actions.
 """
 
 from dataclasses import dataclass
+import math
 from typing import Any, Sequence
 
 import torch
@@ -24,7 +25,7 @@ from transformers import CLIPVisionModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .configuration_custom_vla import CustomVLAConfig
+from .configuration_custom_vla import CONV_STRIDE, CustomVLAConfig
 from .language import (
     build_tiny_encoder,
     freeze,
@@ -68,6 +69,37 @@ class PixelNormalizer(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return (pixel_values - self.mean) / self.std
+
+
+class ConvVisionEncoder(nn.Module):
+    """
+    Convolutions to an 8-pixel grid, 2 x 2 cells stacked into one token per 16 x 16 pixels.
+
+    Stacking (pixel unshuffle) instead of a further stride keeps which quarter of its cell a
+    feature came from, and the fusion layers see a quarter of the tokens (attention cost).
+    """
+
+    def __init__(self, channels: int, image_size: int) -> None:
+        super().__init__()
+        widths = (32, 64, channels)
+
+        def norm(width: int) -> nn.GroupNorm:
+            return nn.GroupNorm(math.gcd(8, width), width)
+
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, widths[0], 5, stride=2, padding=2), norm(widths[0]), nn.GELU(),
+            nn.Conv2d(widths[0], widths[1], 3, stride=2, padding=1), norm(widths[1]), nn.GELU(),
+            nn.Conv2d(widths[1], widths[2], 3, stride=2, padding=1), norm(widths[2]), nn.GELU(),
+            nn.Conv2d(widths[2], channels, 3, padding=1),
+        )
+        self.merge = nn.Conv2d(4 * channels, channels, 1)
+        side = image_size // CONV_STRIDE
+        self.position = nn.Parameter(torch.randn(1, side * side, channels) * 0.02)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Return ``(B, tokens, channels)`` for normalised ``(B, 3, S, S)`` pixels."""
+        features = self.merge(nn.functional.pixel_unshuffle(self.layers(pixels), 2))
+        return features.flatten(2).transpose(1, 2) + self.position
 
 
 class CrossAttentionBlock(nn.Module):
@@ -137,7 +169,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
     def __init__(self, config: CustomVLAConfig, instruction_cache_size: int = 256) -> None:
         super().__init__(config)
         self.pixel_normalizer = PixelNormalizer()
-        self.vision = CLIPVisionModel(config.build_vision_config())
+        if config.vision_backbone == 'conv':
+            self.vision = ConvVisionEncoder(config.vision_hidden_size, config.image_size)
+        else:
+            self.vision = CLIPVisionModel(config.build_vision_config())
         self.vision_norm = nn.LayerNorm(config.vision_hidden_size)
         self.vision_proj = nn.Linear(config.vision_hidden_size, config.hidden_size)
         self.language_proj = nn.Linear(config.language_hidden_size, config.hidden_size)
@@ -200,6 +235,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
     # ----------------------------------------------------------------------------- vision
     def load_pretrained_vision(self, path: str) -> None:
         """Copy the weights of a local ``CLIPVisionModel`` directory into the vision encoder."""
+        if self.config.vision_backbone != 'vit':
+            raise ValueError('vision_pretrained_path needs vision_backbone "vit"')
         pretrained = CLIPVisionModel.from_pretrained(path)
         expected = self.vision.config
         for field in VISION_CHECKED_FIELDS:
@@ -223,7 +260,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'{tuple(pixel_values.shape[-2:])}'
             )
         pixels = self.pixel_normalizer(pixel_values.to(self.vision_proj.weight.dtype))
-        states = self.vision(pixel_values=pixels).last_hidden_state[:, 1:]  # drop CLS
+        if self.config.vision_backbone == 'conv':
+            states = self.vision(pixels)
+        else:
+            states = self.vision(pixel_values=pixels).last_hidden_state[:, 1:]  # drop CLS
         return self.vision_proj(self.vision_norm(states))
 
     # --------------------------------------------------------------------------- language

@@ -29,6 +29,7 @@ DERIVED_MODEL_FIELDS = ('action_dim', 'chunk_size', 'use_proprio', 'proprio_dim'
 # Minimum of each integer field (None: any integer).
 _INT_FIELDS: dict[str, int | None] = {
     'chunk_size': 1,
+    'action_offset': 0,
     'batch_size': 1,
     'num_workers': 0,
     'max_steps': 1,
@@ -114,6 +115,7 @@ class TrainingConfig:
     image_key: str | None = None
     proprio_key: str | None = None
     chunk_size: int = 1
+    action_offset: int = 0
     image_size: int | None = None
     augment: bool = True
     batch_size: int = 32

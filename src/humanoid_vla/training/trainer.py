@@ -293,14 +293,15 @@ class Trainer:
         image_size = model_config.image_size
         self.train_data = EpisodeDataset(
             paths, split='train', image_key=config.image_key, chunk_size=config.chunk_size,
-            image_size=image_size, augment=config.augment, proprio_key=config.proprio_key)
+            image_size=image_size, augment=config.augment, proprio_key=config.proprio_key,
+            action_offset=config.action_offset)
         self.spec.check_dim(self.train_data.action_dim, f'actions in {", ".join(map(str, paths))}')
         self.valid_data = None
         if _split_size(paths, 'valid') > 0:
             self.valid_data = EpisodeDataset(
                 paths, split='valid', image_key=self.train_data.image_key,
                 chunk_size=config.chunk_size, image_size=image_size, augment=False,
-                proprio_key=config.proprio_key)
+                proprio_key=config.proprio_key, action_offset=config.action_offset)
         proprio_dim = None
         if config.proprio_key is not None:
             proprio_dim = int(self.train_data[0]['proprio'].shape[0])
@@ -555,6 +556,7 @@ class Trainer:
             'use_instruction': self.config.use_instruction,
             'image_key': self.train_data.image_key,
             'proprio_key': self.config.proprio_key,
+            'action_offset': self.config.action_offset,
             'num_train_steps_in_data': len(self.train_data),
             'num_valid_steps_in_data': len(self.valid_data) if self.valid_data else 0,
             'data': [str(p) for p in self.data_paths],
