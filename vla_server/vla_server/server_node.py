@@ -23,6 +23,7 @@ the core library; this node moves messages in and out.
 
 from dataclasses import dataclass, field
 import json
+import sys
 import threading
 import time
 import traceback
@@ -385,6 +386,11 @@ def _code_name(code: int) -> str:
 
 def main(args=None) -> None:
     """Run the node until SIGINT, then exit 0."""
+    # rclpy's MultiThreadedExecutor spins while a ready callback waits for its group, holding the
+    # GIL; without a shorter switch interval the image callback starved for > 0.5 s on 2 cores
+    # and goals ended in CAMERA_TIMEOUT (make demo: 6 of 6 runs; with it: 80 steps, 2 of 2).
+    # The recorder needs the same (see vla_collector.collector_node.main).
+    sys.setswitchinterval(0.0002)
     rclpy.init(args=args)
     node = executor = None
     try:  # Ctrl-C while the node is still starting must end it cleanly too
