@@ -26,7 +26,7 @@ def test_demo_runs_an_instruction_records_it_and_stops_every_process(workspace, 
                           '--max-steps', '5', '--out', str(out)],
                          capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert ran.stdout.count('  step ') >= 4 and 'result: success=' in ran.stdout
+    assert ran.stdout.count('  step ') >= 4 and 'result: success=' in ran.stdout, ran.stdout[-2000:]
     assert 'vla_server exit 0' in ran.stdout and 'vla_sim exit 0' in ran.stdout
     report = validate_file(out / 'demo_episodes.hdf5')
     assert report.ok and len(report.episodes) == 1

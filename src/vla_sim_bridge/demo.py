@@ -44,7 +44,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
-from vla_sim_bridge.launcher import CONFIG, NodeProcesses, WORKSPACE
+from vla_sim_bridge.launcher import CONFIG, NodeProcesses, SIM_CAMERA_TIMEOUT_S, WORKSPACE
 
 DEFAULT_INSTRUCTION = 'pick up the red cup and place it on the plate'
 Result = ExecuteVLATask.Result
@@ -174,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
         nodes.start('vla_server', 'vla_server', 'vla_server', [
             '--params-file', str(CONFIG / 'vla_server.yaml'),
             '-p', f'policy_checkpoint:={checkpoint}',
-            '-p', 'success_service:=/vla_sim/task_success', '-p', 'success_check_period:=1'])
+            '-p', 'success_service:=/vla_sim/task_success', '-p', 'success_check_period:=1',
+            # As vla-sim-evaluate: a clean-clone CI run once saw no frame for 0.5 s (the robot
+            # default) and the goal ended after 3 of 5 steps.
+            '-p', f'camera_timeout_s:={SIM_CAMERA_TIMEOUT_S}'])
         (out / 'processes.json').write_text(json.dumps(
             {name: p.pid for name, p in nodes.processes.items()}))
         rclpy.init()

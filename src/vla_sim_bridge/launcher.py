@@ -32,6 +32,9 @@ from typing import Optional, Sequence
 
 WORKSPACE = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = WORKSPACE / 'config'
+# Server camera_timeout_s for the simulation on a small CPU: the bridge's renderer shares it with
+# the server and the recorder, so a frame can come later than a robot camera's would.
+SIM_CAMERA_TIMEOUT_S = 2.0
 
 
 def node_executable(package: str, executable: str) -> str:

@@ -39,7 +39,7 @@ import time
 from typing import Optional, Sequence
 
 from vla_sim_bridge.experiments.record import parse_families
-from vla_sim_bridge.launcher import CONFIG, NodeProcesses
+from vla_sim_bridge.launcher import CONFIG, NodeProcesses, SIM_CAMERA_TIMEOUT_S
 
 DEFAULT_MAX_STEPS = {'touch': 40, 'pick_place': 80}
 # The bridge's base_link is the G1 pelvis: hand targets lie in x 0.2-0.45, y -0.31-0.06,
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='episodes per family whose camera frames are saved')
     parser.add_argument('--settle', type=float, default=0.5,
                         help='seconds between reset and the goal (fresh camera frames)')
-    parser.add_argument('--camera-timeout', type=float, default=2.0,
+    parser.add_argument('--camera-timeout', type=float, default=SIM_CAMERA_TIMEOUT_S,
                         help='server camera_timeout_s: a loaded CPU can delay the sim camera')
     parser.add_argument('--server-param', action='append', default=[], metavar='NAME:=VALUE',
                         help='extra vla_server parameter, e.g. replan_steps:=2 (repeatable)')
