@@ -27,6 +27,22 @@ def make_batch(config, batch_size=2, seed=0):
     return pixels, actions * 2 - 1
 
 
+def train_on_one_batch(model, steps=20):
+    """Fit one fixed batch with AdamW and return the loss of every step."""
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        loss = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
+                     actions=actions).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
 @pytest.fixture
 def model():
     torch.manual_seed(0)
@@ -97,19 +113,8 @@ def test_action_mask_excludes_entries(model):
 def test_loss_decreases_on_fixed_batch(pooling):
     torch.manual_seed(0)
     model = CustomVLAModel(tiny_config(pooling=pooling)).train()
-    pixels, actions = make_batch(model.config)
-    tokens, mask = model.encode_instructions(INSTRUCTIONS)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     assert all(not p.requires_grad for p in model.language_encoder.parameters())
-    optimizer = torch.optim.AdamW(trainable, lr=3e-3)
-    losses = []
-    for _ in range(20):
-        loss = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
-                     actions=actions).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_on_one_batch(model)
     assert losses[-1] < 0.5 * losses[0], losses
 
 
@@ -120,16 +125,7 @@ def test_conv_backbone_gives_one_token_per_16_pixels_and_learns():
     pixels, actions = make_batch(config)
     assert config.num_patches == 4
     assert model.encode_image(pixels).shape == (2, 4, config.hidden_size)
-    tokens, mask = model.encode_instructions(INSTRUCTIONS)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for _ in range(20):
-        loss = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
-                     actions=actions).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_on_one_batch(model)
     assert losses[-1] < 0.5 * losses[0], losses
 
 
