@@ -1,19 +1,24 @@
-"""vla-sim-record records expert demonstrations through the real bridge and recorder nodes."""
+"""vla-sim-record and vla-sim-evaluate run through the real bridge, recorder and server nodes."""
 
 import shutil
 
 from humanoid_vla.data.validate import validate_file
 import pytest
-from vla_sim_bridge.experiments import record
+from vla_sim_bridge.experiments import evaluate, record
+from vla_sim_bridge.launcher import WORKSPACE
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
-def test_record_two_expert_episodes(tmp_path):
+def _need_the_nodes():
     pytest.importorskip('rclpy')
     pytest.importorskip('mujoco')
     if shutil.which('vla_sim_bridge') is None:
         pytest.skip('vla_sim_bridge is not installed (make setup)')
+
+
+def test_record_two_expert_episodes(tmp_path):
+    _need_the_nodes()
     args = record.build_parser().parse_args([
         '--episodes', '2', '--out', str(tmp_path / 'demos'), '--name', 'smoke',
         '--seed-start', '900', '--families', 'touch'])
@@ -25,3 +30,19 @@ def test_record_two_expert_episodes(tmp_path):
     assert len(report.episodes) == 2
     assert all(e.success and e.length > 0 for e in report.episodes)
     assert all('touch' in e.instruction or 'tap' in e.instruction for e in report.episodes)
+
+
+def test_evaluate_the_default_checkpoint_on_two_short_episodes(tmp_path, monkeypatch):
+    _need_the_nodes()
+    monkeypatch.chdir(WORKSPACE)  # the checkpoint is given relative, as in README
+    args = evaluate.build_parser().parse_args([
+        '--checkpoint', 'checkpoints/default', '--episodes', '2', '--seed-start', '900',
+        '--max-steps', 'touch=3,pick_place=3', '--out', str(tmp_path / 'eval.json'),
+        '--frame-episodes', '1'])
+    results = evaluate.evaluate(args)
+    assert [e['family'] for e in results['episodes']] == ['touch', 'pick_place']
+    assert [e['seed'] for e in results['episodes']] == [900, 901]
+    assert all(e['steps'] <= 3 for e in results['episodes'])
+    assert results['checkpoint'] == 'checkpoints/default'  # no machine-specific path
+    assert results['summary']['all']['episodes'] == 2
+    assert (tmp_path / 'eval.json').is_file()

@@ -152,9 +152,10 @@ def evaluate(args: argparse.Namespace) -> dict:
     results = {
         'label': args.label or default_label(args.checkpoint),
         'mode': 'expert' if args.expert else 'policy',
-        'checkpoint': None if args.expert else str(pathlib.Path(args.checkpoint).resolve()),
+        'checkpoint': None if args.expert else args.checkpoint,  # as given: results get shared
         'split': args.split, 'families': args.families, 'seed_start': args.seed_start,
-        'max_steps': budgets, 'server_params': list(args.server_param), 'command': ' '.join(['vla-sim-evaluate', *sys.argv[1:]]),
+        'max_steps': budgets, 'server_params': list(args.server_param),
+        'command': ' '.join(['vla-sim-evaluate', *sys.argv[1:]]),
         'frames_dir': frames_dir.name, 'episodes': [],
     }
     started = time.monotonic()
@@ -186,10 +187,7 @@ def evaluate(args: argparse.Namespace) -> dict:
             per_family_frames = {}
             for index in range(args.episodes):
                 nodes.check_alive()
-                seed = args.seed_start + index
-                family = args.families[index % len(args.families)]
-                reset = client.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
-                    seed=seed, task=family, instruction='', split=args.split))
+                seed, family, reset = client.reset_for_episode(args, index)
                 if not reset.accepted:
                     raise RuntimeError(f'seed {seed}: reset refused: {reset.message}')
                 time.sleep(args.settle)

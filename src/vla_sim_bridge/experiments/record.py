@@ -90,10 +90,7 @@ def record(args: argparse.Namespace) -> dict:
                 client.wait_for_service(srv, name, timeout=120.0, alive=nodes.check_alive)
             for index in range(args.episodes):
                 nodes.check_alive()
-                seed = args.seed_start + index
-                family = args.families[index % len(args.families)]
-                reset = client.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
-                    seed=seed, task=family, instruction='', split=args.split))
+                seed, family, reset = client.reset_for_episode(args, index)
                 if not reset.accepted:
                     print(f'seed {seed}: reset refused: {reset.message}', flush=True)
                     summary['failed_calls'] += 1

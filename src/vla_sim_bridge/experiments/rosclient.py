@@ -98,6 +98,20 @@ class ExperimentClient:
             raise TimeoutError(f'service {name} did not answer within {timeout:.0f} s')
         return future.result()
 
+    def reset_for_episode(self, args, index: int) -> tuple:
+        """
+        Reset the simulation for episode ``index`` of a run; return (seed, family, response).
+
+        Episode i uses seed ``args.seed_start + i`` and ``args.families`` in turn, on
+        ``args.split``, so recording and evaluation walk seeds the same way.
+        """
+        from humanoid_interfaces.srv import ResetSimulation
+        seed = args.seed_start + index
+        family = args.families[index % len(args.families)]
+        response = self.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
+            seed=seed, task=family, instruction='', split=args.split))
+        return seed, family, response
+
     def action_client(self, action_type, name: str) -> ActionClient:
         """Create (once) and return an action client."""
         key = ('action', name)
