@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from humanoid_vla.actions import ActionSpecMismatchError
-from humanoid_vla.data import EpisodeWriter
+from humanoid_vla.data import EpisodeDataset, EpisodeWriter
+from humanoid_vla.evaluation import evaluate_offline
 from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies import Observation
 from humanoid_vla.policies.custom import CustomVLAPolicy
@@ -237,6 +238,20 @@ def test_use_instruction_false_withholds_the_instruction(dataset, tmp_path):
 
 
 # --- configuration errors ---------------------------------------------------------------------
+
+def test_action_offset_reaches_training_validation_checkpoint_and_offline_eval(dataset, tmp_path):
+    trainer = run_training(make_config(dataset, tmp_path / 'out', action_offset=1, chunk_size=2,
+                                       max_steps=2, model={**TINY_MODEL}))
+    for split, data in (('train', trainer.train_data), ('valid', trainer.valid_data)):
+        plain = EpisodeDataset(dataset, split=split, chunk_size=2, image_size=32)
+        torch.testing.assert_close(data[0]['actions'][0], plain[1]['actions'][0])
+        plain.close()
+    final = tmp_path / 'out' / 'final'
+    assert json.loads((final / 'training_args.json').read_text())['action_offset'] == 1
+    # 12-step episodes, chunk 2: offset 0 counts 23 actions per episode, offset 1 counts 21.
+    report = evaluate_offline(final, [dataset], split='valid')
+    assert report.num_entries == 21 * report.num_episodes
+
 
 def test_missing_data_file_is_named(tmp_path):
     missing = tmp_path / 'nope.hdf5'
