@@ -6,7 +6,7 @@ import sys
 
 CORE = pathlib.Path(__file__).resolve().parents[1] / 'src' / 'humanoid_vla'
 
-BLOCK_ROS = '''
+BLOCK_ROS = """
 import importlib, pkgutil, sys
 class BlockRos:
     def find_spec(self, name, path=None, target=None):
@@ -18,7 +18,7 @@ modules = [m.name for m in pkgutil.walk_packages(humanoid_vla.__path__, 'humanoi
 for name in modules:
     importlib.import_module(name)
 print(len(modules))
-'''
+"""
 
 
 def test_every_core_module_imports_with_rclpy_blocked():

@@ -5,10 +5,9 @@ import threading
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
+from humanoid_interfaces.action import ExecuteVLATask  # noqa: E402, I100 (after the skip)
 from rclpy.action import ActionClient, ActionServer  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-
-from humanoid_interfaces.action import ExecuteVLATask  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

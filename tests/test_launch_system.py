@@ -16,7 +16,7 @@ import pytest
 launch_testing = pytest.importorskip(
     'launch_testing', reason='launch_testing is not installable from PyPI; runs where ROS 2 is')
 pytest.importorskip('mujoco')
-from humanoid_interfaces.action import ExecuteVLATask  # noqa: E402
+from humanoid_interfaces.action import ExecuteVLATask  # noqa: E402, I100 (after the skips)
 from humanoid_vla.actions import ActionSpec  # noqa: E402
 from humanoid_vla.checkpoint import save_untrained_checkpoint  # noqa: E402
 import launch  # noqa: E402

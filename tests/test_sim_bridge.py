@@ -8,7 +8,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('mujoco')
-from geometry_msgs.msg import PoseStamped  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402, I100 (after the skips)
 from humanoid_interfaces.srv import ResetSimulation  # noqa: E402
 import numpy as np  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402

@@ -1,4 +1,4 @@
-"""The core library passes the same ament_flake8 and ament_pep257 checks as the ROS packages."""
+"""The core library, the sim bridge and the tests pass the ament_flake8 and pep257 checks."""
 
 import pathlib
 
@@ -7,7 +7,8 @@ from ament_pep257.main import main as pep257_main
 import pytest
 
 CORE = pathlib.Path(__file__).resolve().parents[1]
-CHECKED = [str(CORE / 'humanoid_vla'), str(CORE / 'tests'), str(CORE.parent / 'benchmarks')]
+CHECKED = [str(CORE / 'humanoid_vla'), str(CORE / 'vla_sim_bridge'), str(CORE / 'tests'),
+           str(CORE.parent / 'tests'), str(CORE.parent / 'benchmarks')]
 
 
 @pytest.mark.linter

@@ -39,7 +39,6 @@ from humanoid_vla.sim.tasks import sample_task
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -98,7 +97,7 @@ class SimBridgeNode(Node):
         self._thread = threading.Thread(target=self._physics_loop, name='physics', daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"vla_sim ready: task {self.env.task.family!r}, instruction "
+            f'vla_sim ready: task {self.env.task.family!r}, instruction '
             f"{self.env.task.instruction!r}, camera {p['camera_topic']} at "
             f"{p['camera_rate_hz']} Hz, real_time_factor {p['real_time_factor']}")
 
@@ -265,4 +264,3 @@ class SimBridgeNode(Node):
         """Stop the physics thread and free the renderer."""
         self._running = False
         self._thread.join(timeout=5.0)
-

@@ -132,7 +132,8 @@ def write_camera_outputs(frames: list[np.ndarray], out: pathlib.Path,
     """Write an image strip (PNG) and a video (MP4) of the head camera frames."""
     if not frames:
         return None
-    picks = [frames[i] for i in np.linspace(0, len(frames) - 1, min(tiles, len(frames))).astype(int)]
+    chosen = np.linspace(0, len(frames) - 1, min(tiles, len(frames))).astype(int)
+    picks = [frames[i] for i in chosen]
     strip = out / 'head_camera_strip.png'
     cv2.imwrite(str(strip), cv2.cvtColor(np.concatenate(picks, axis=1), cv2.COLOR_RGB2BGR))
     height, width = frames[0].shape[:2]
@@ -191,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     print('processes stopped: ' + ', '.join(f'{n} exit {c}' for n, c in codes.items()))
     strip = write_camera_outputs(client.frames, out)
     report = validate_file(out / 'demo_episodes.hdf5')
-    print(f"result: success={result.success} steps={result.steps_executed}: {result.message}")
+    print(f'result: success={result.success} steps={result.steps_executed}: {result.message}')
     print(f'episode file: {out / "demo_episodes.hdf5"} ({len(report.episodes)} episode(s), '
           f'{"valid" if report.ok else "PROBLEMS: " + "; ".join(report.problems)})')
     print(f'head camera: {strip} and {out / "head_camera.mp4"} ({len(client.frames)} frames)')
