@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 from vla_sim_bridge.experiments import report
-from vla_sim_bridge.experiments.evaluate import server_overrides, step_budgets, summarise
+from vla_sim_bridge.experiments.evaluate import (build_parser, results_header, server_overrides,
+                                                 step_budgets, summarise)
 
 
 def _episode(family, split, success, seed, frames=()):
@@ -87,3 +88,14 @@ def test_server_overrides_become_ros_arguments():
     for bad in ('replan_steps=2', ':=2', 'replan_steps:='):
         with pytest.raises(ValueError, match='NAME:=VALUE'):
             server_overrides([bad])
+
+
+def test_results_keep_the_checkpoint_path_as_given():
+    args = build_parser().parse_args(['--checkpoint', 'checkpoints/default', '--episodes', '2',
+                                      '--out', 'x.json', '--server-param', 'replan_steps:=2'])
+    header = results_header(args, step_budgets(None), 'x_frames')
+    assert header['checkpoint'] == 'checkpoints/default'
+    assert header['server_params'] == ['replan_steps:=2'] and header['mode'] == 'policy'
+    expert = results_header(build_parser().parse_args(['--expert', '--episodes', '2', '--out',
+                                                       'x.json']), {}, 'x_frames')
+    assert expert['checkpoint'] is None and expert['label'] == 'expert'

@@ -100,6 +100,19 @@ def server_overrides(params: Sequence[str]) -> list:
     return arguments
 
 
+def results_header(args: argparse.Namespace, budgets: dict, frames_dir: str) -> dict:
+    """Return what a results file says of its run; paths stay as given (files get shared)."""
+    return {
+        'label': args.label or default_label(args.checkpoint),
+        'mode': 'expert' if args.expert else 'policy',
+        'checkpoint': None if args.expert else args.checkpoint,
+        'split': args.split, 'families': args.families, 'seed_start': args.seed_start,
+        'max_steps': budgets, 'server_params': list(args.server_param),
+        'command': ' '.join(['vla-sim-evaluate', *sys.argv[1:]]),
+        'frames_dir': frames_dir, 'episodes': [],
+    }
+
+
 def default_label(checkpoint: Optional[str]) -> str:
     """Return 'expert', or 'model' / 'blind' from the checkpoint's training arguments."""
     if checkpoint is None:
@@ -149,15 +162,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     extra_server_args = server_overrides(args.server_param)
     error_names = {getattr(ExecuteVLATask.Result, n): n for n in dir(ExecuteVLATask.Result)
                    if n.isupper() and isinstance(getattr(ExecuteVLATask.Result, n), int)}
-    results = {
-        'label': args.label or default_label(args.checkpoint),
-        'mode': 'expert' if args.expert else 'policy',
-        'checkpoint': None if args.expert else args.checkpoint,  # as given: results get shared
-        'split': args.split, 'families': args.families, 'seed_start': args.seed_start,
-        'max_steps': budgets, 'server_params': list(args.server_param),
-        'command': ' '.join(['vla-sim-evaluate', *sys.argv[1:]]),
-        'frames_dir': frames_dir.name, 'episodes': [],
-    }
+    results = results_header(args, budgets, frames_dir.name)
     started = time.monotonic()
     with NodeProcesses(out.parent / f'{out.stem}_logs') as nodes:
         nodes.start('bridge', 'vla_sim_bridge', 'vla_sim_bridge', [
