@@ -15,9 +15,12 @@ import tempfile
 import time
 from typing import Iterator, Optional
 
+from humanoid_vla.process_diagnostics import STACK_DUMP_SIGNAL
 import pytest
 
 WORKSPACE = pathlib.Path(__file__).resolve().parent
+# How much of a node's output a test shows when the node did not exit 0 on SIGINT.
+STOP_OUTPUT_CHARS = 6000
 
 # pytest's importlib mode registers the package folders vla_server/ and vla_collector/ as
 # namespace modules when it collects their tests, hiding the installed packages of the same
@@ -82,8 +85,16 @@ class NodeProcess:
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            # Nodes dump every thread's stack on this signal (humanoid_vla.process_diagnostics):
+            # the output then shows where the process was stuck.
+            os.kill(self.process.pid, STACK_DUMP_SIGNAL)
+            time.sleep(2.0)
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+            print(f'{self.argv[0]} did not stop within {timeout} s of SIGINT; killed')
+        if self.process.returncode != 0:
+            print(f'{self.argv[0]} exited {self.process.returncode}; its last output:\n'
+                  f'{self.output[-STOP_OUTPUT_CHARS:]}')
         return self.process.returncode
 
     def kill(self) -> None:

@@ -14,6 +14,7 @@
 
 """Entry point of the vla_sim_bridge executable."""
 
+from humanoid_vla.process_diagnostics import enable_stack_dumps
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
@@ -27,6 +28,7 @@ def main(args=None) -> None:
                          'tools/sim_system_packages.txt (EGL or OSMesa)')
     from vla_sim_bridge.bridge_node import SimBridgeNode
 
+    enable_stack_dumps()
     rclpy.init(args=args)
     node = executor = None
     try:  # Ctrl-C while the node is still starting must end it cleanly too
@@ -36,6 +38,11 @@ def main(args=None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # SIGINT shuts the context down; an executor thread building its wait set just then
+        # fails with RCLError ("context is not valid") instead of ExternalShutdownException.
+        if rclpy.ok():
+            raise
     finally:
         if executor is not None:
             executor.shutdown()

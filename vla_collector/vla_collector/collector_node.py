@@ -73,6 +73,7 @@ from humanoid_vla.actions import ActionSpec, HumanoidAction
 from humanoid_vla.data import EpisodeStorageError, EpisodeWriteError, EpisodeWriter
 from humanoid_vla.data.schema import INDEX_SUFFIXES
 from humanoid_vla.image_conversion import ImageConversionError
+from humanoid_vla.process_diagnostics import enable_stack_dumps
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -628,6 +629,7 @@ def main(args=None) -> None:
     # rclpy's MultiThreadedExecutor spins while a ready callback waits for its group; hand the
     # GIL over more often so the callbacks and the writer thread it waits for keep moving.
     sys.setswitchinterval(0.0002)
+    enable_stack_dumps()
     rclpy.init(args=args)
     node = executor = None
     try:  # Ctrl-C while the node is still starting must end it cleanly too
@@ -637,6 +639,11 @@ def main(args=None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # SIGINT shuts the context down; an executor thread building its wait set just then
+        # fails with RCLError ("context is not valid") instead of ExternalShutdownException.
+        if rclpy.ok():
+            raise
     finally:
         if executor is not None:
             executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)

@@ -38,6 +38,7 @@ from humanoid_vla.control.goal_stats import GoalStats
 from humanoid_vla.control.policy_loader import load_policy
 from humanoid_vla.image_conversion import ImageConversionError
 from humanoid_vla.policies.base import Observation
+from humanoid_vla.process_diagnostics import enable_stack_dumps
 from humanoid_vla.safety import SafetyFilter, SafetyLimits, UnsafeActionError
 import numpy as np
 import rclpy
@@ -391,6 +392,7 @@ def main(args=None) -> None:
     # and goals ended in CAMERA_TIMEOUT (make demo: 6 of 6 runs; with it: 80 steps, 2 of 2).
     # The recorder needs the same (see vla_collector.collector_node.main).
     sys.setswitchinterval(0.0002)
+    enable_stack_dumps()
     rclpy.init(args=args)
     node = executor = None
     try:  # Ctrl-C while the node is still starting must end it cleanly too
@@ -400,6 +402,11 @@ def main(args=None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # SIGINT shuts the context down; an executor thread building its wait set just then
+        # fails with RCLError ("context is not valid") instead of ExternalShutdownException.
+        if rclpy.ok():
+            raise
     finally:
         if executor is not None:
             executor.shutdown()
