@@ -14,6 +14,7 @@ GL_BACKEND = select_gl_backend()
 mujoco = pytest.importorskip('mujoco', reason='MuJoCo is not installed (see requirements.txt)')
 pytest.importorskip('mink', reason='mink is not installed (see requirements.txt)')
 # Modules that import mujoco and mink come after the skips.
+from humanoid_vla.sim import scene  # noqa: E402,I100
 from humanoid_vla.sim.episode_runner import ACTION_DIM, SimEnvironment  # noqa: E402,I100
 from humanoid_vla.sim.expert import MAX_ROTATION_STEP, MAX_STEP  # noqa: E402
 from humanoid_vla.sim.expert import run_expert_episode, ScriptedExpert  # noqa: E402
@@ -88,6 +89,26 @@ def test_expert_actions_are_small_steps_in_the_policy_format(env):
             break
     assert env.success()
     assert {0.0, 1.0} <= grippers
+
+
+def test_the_head_camera_does_not_move_while_the_hand_reaches_across_the_table(env):
+    # The camera is on the torso: the waist must hold its lean, or the table slides in the image.
+    task = sample_task(3, 'pick_place')
+    env.reset_task(task)
+    camera = env.world.data.cam(scene.HEAD_CAMERA)
+    start_pos, start_rot = camera.xpos.copy(), camera.xmat.copy()
+    expert, reach = ScriptedExpert(env.world, task), 0.0
+    start_hand = env.world.hand_pose()[0]
+    for _ in range(MAX_STEPS):
+        env.apply_action(expert.act())
+        reach = max(reach, float(np.linalg.norm(env.world.hand_pose()[0] - start_hand)))
+        if env.success():
+            break
+    assert reach > 0.1  # the hand did travel
+    assert np.linalg.norm(camera.xpos - start_pos) < 0.002
+    assert np.abs(camera.xmat - start_rot).max() < 0.005
+    waist = env.world.data.joint('waist_pitch_joint').qpos[0]
+    assert waist == pytest.approx(scene.HOME_POSTURE['waist_pitch_joint'], abs=0.005)
 
 
 def test_environment_reset_observe_and_validate(env):

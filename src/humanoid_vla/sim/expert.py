@@ -32,6 +32,7 @@ MIN_GRASP_HEIGHT = 0.03  # m above the table: lower, the thumb would hit the tab
 GRASP_BELOW_TOP = 0.035  # m; higher, the palm and finger roots would press on the object
 APPROACH_CLEARANCE = 0.08  # m above an object's top before descending onto it
 CARRY_HEIGHT = 0.18  # m above the table while carrying
+TOUCH_INSET = 0.5  # of the radius, towards the robot: where the hand touches an object
 RELEASE_HEIGHT = 0.008  # m between the object's underside and its support when let go
 
 
@@ -124,6 +125,9 @@ class ScriptedExpert:
         pos, _ = world.object_pose(target)
         shape = world.object_shape(target)
         top = pos[2] + shape.height / 2
+        if self.task.family == 'touch':
+            # Touch the near half of the object: the middle of a far plate is out of reach.
+            pos = pos - np.array([TOUCH_INSET * shape.radius, 0.0, 0.0])
         grasp = np.array([pos[0], pos[1], self._grasp_height(top)])
         if name == 'above':
             return np.array([pos[0], pos[1], max(top + APPROACH_CLEARANCE, grasp[2] + 0.1)])

@@ -4,11 +4,11 @@ Differential inverse kinematics (mink) from a target hand pose to G1 joint targe
 The policy commands where a hand should be (grasp site pose in base_link); the G1's position
 actuators want joint angles. HandIK keeps its own kinematic model of the upper body (waist and
 both arms; legs and fingers welded) and, for each target, iterates mink's QP from the last
-commanded posture, so consecutive targets give consecutive joint targets. The waist helps the
-right hand only (leaning forward a little; it never turns or rolls, which would rotate the
-head camera's image); when the left hand is
-solved the waist is frozen. The gripper command maps 0 (open) .. 1 (closed) linearly onto the
-seven Dex3 finger joints.
+commanded posture, so consecutive targets give consecutive joint targets. Only the arm of the
+solved side moves: the waist stays at the home lean (HOME_POSTURE), because the head camera is
+on the torso and a waist that leans during a reach (it did, 0.125 -> 0.34 rad) shifts the whole
+table by ~50 of 224 pixels within an episode, which a policy then has to undo. The gripper
+command maps 0 (open) .. 1 (closed) linearly onto the seven Dex3 finger joints.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ import mujoco
 import numpy as np
 
 PRIMARY_SIDE = 'right'
-# The waist only leans forward, within a small range, to extend the reach: yaw and roll would
-# rotate the head camera's image.
-IK_WAIST_JOINTS = ('waist_pitch_joint',)
-WAIST_PITCH_RANGE = (0.0, 0.35)
+# Joints the IK may move besides the primary arm: none, so the head camera's view stays put.
+IK_WAIST_JOINTS: tuple[str, ...] = ()
 # Dex3 right hand fully closed (rad, same joint order as scene.finger_joints); the left hand
 # mirrors it (every finger joint of the left hand bends the other way).
 RIGHT_HAND_CLOSED = (0.0, -0.5, -0.9, 0.9, 0.9, 0.9, 0.9)
@@ -68,7 +66,6 @@ def _ik_model() -> mujoco.MjModel:
     for joint in list(spec.joints):
         if joint.name not in keep:
             spec.delete(joint)
-    spec.joint('waist_pitch_joint').range = list(WAIST_PITCH_RANGE)
     return spec.compile()
 
 

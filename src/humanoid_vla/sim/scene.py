@@ -44,15 +44,17 @@ _FINGERS = ('thumb_0', 'thumb_1', 'thumb_2', 'index_0', 'index_1', 'middle_0', '
 # The grasp orientation of the right hand (xyzw, base_link): palm down, fingers forward and 30
 # degrees down, thumb back. The scripted expert uses it; the IK reaches it over the whole table.
 GRASP_QUAT_XYZW = (-0.683013, 0.183013, 0.183013, 0.683013)
-# Start posture: the right hand 14 cm above the near edge of the table in the grasp
-# orientation (an IK solution for grasp site (0.22, -0.22, 0.05) in base_link), the left arm
-# hanging as in the Menagerie "stand" keyframe. Every other joint starts at zero.
+# Start posture: the waist leant 0.2 rad forward and held there (the IK moves arms only; with
+# this lean the right hand reaches the whole spawn area), the right hand 14 cm above the near
+# edge of the table in the grasp orientation (an IK solution for grasp site (0.22, -0.22, 0.05)
+# in base_link), the left arm hanging as in the Menagerie "stand" keyframe. Every other joint
+# starts at zero.
 HOME_POSTURE = {
-    'waist_pitch_joint': 0.125,
-    'right_shoulder_pitch_joint': 0.436, 'right_shoulder_roll_joint': -1.122,
-    'right_shoulder_yaw_joint': 0.329, 'right_elbow_joint': -0.807,
-    'right_wrist_roll_joint': -0.67, 'right_wrist_pitch_joint': 0.725,
-    'right_wrist_yaw_joint': 0.152,
+    'waist_pitch_joint': 0.2,
+    'right_shoulder_pitch_joint': 0.527, 'right_shoulder_roll_joint': -1.131,
+    'right_shoulder_yaw_joint': 0.263, 'right_elbow_joint': -0.871,
+    'right_wrist_roll_joint': -0.686, 'right_wrist_pitch_joint': 0.725,
+    'right_wrist_yaw_joint': 0.087,
     'left_shoulder_pitch_joint': 0.2, 'left_shoulder_roll_joint': 0.2, 'left_elbow_joint': 1.28,
 }
 
@@ -64,7 +66,7 @@ TABLE_RGBA = (0.42, 0.32, 0.24, 1.0)
 
 HEAD_CAMERA = 'head'
 HEAD_CAMERA_POS = (0.09, 0.0, 0.42)  # in torso_link
-HEAD_CAMERA_PITCH = np.deg2rad(52.0)  # below the horizon (the start posture leans 7 more)
+HEAD_CAMERA_PITCH = np.deg2rad(52.0)  # below the horizon (the waist leans 11.5 more)
 HEAD_CAMERA_FOVY = 70.0
 
 # Where unused object slots wait: behind the robot, floating, without contacts.
