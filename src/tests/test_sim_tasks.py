@@ -79,6 +79,28 @@ def test_novel_phrasings_are_held_out():
         assert used == templates  # every phrasing of the split is used
 
 
+def _shared_attributes(a: str, b: str) -> int:
+    (colour_a, shape_a), (colour_b, shape_b) = split_name(a), split_name(b)
+    return (colour_a == colour_b) + (shape_a == shape_b)
+
+
+@pytest.mark.parametrize('family, chance', [('touch', 0.25), ('pick_place', 0.42)])
+def test_the_scene_alone_does_not_give_the_target_away(family, chance):
+    # Distractors share colour or shape with one object; if that object were always the target,
+    # a policy could find it without the instruction (before this was fixed: 65 % of targets).
+    seeds = range(2000)
+    guessed = 0.0
+    for seed in seeds:
+        task = tasks.sample_task(seed, family)
+        candidates = [o for o in task.objects if o != task.reference
+                      and SHAPES[split_name(o)[1]].pickable or family == 'touch']
+        score = {o: sum(_shared_attributes(o, x) for x in task.objects if x != o)
+                 for o in candidates}
+        hubs = [o for o in candidates if score[o] == max(score.values())]
+        guessed += (task.target in hubs) / len(hubs)
+    assert guessed / len(seeds) == pytest.approx(chance, abs=0.05)
+
+
 def test_pick_place_uses_both_relations():
     relations = Counter(tasks.sample_task(seed, 'pick_place').relation for seed in range(100))
     assert relations['on'] > 20 and relations['next_to'] > 20
