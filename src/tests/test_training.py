@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from humanoid_vla.actions import ActionSpecMismatchError
-from humanoid_vla.data import EpisodeDataset, EpisodeWriter
+from humanoid_vla.data import EpisodeDataset, EpisodeReader, EpisodeReadError, EpisodeWriter
 from humanoid_vla.evaluation import evaluate_offline
 from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies import Observation
@@ -43,7 +43,8 @@ def target_action(brightness: float, instruction: str) -> np.ndarray:
                     np.float32)
 
 
-def write_dataset(path: Path, episodes: int = 8, length: int = 12, seed: int = 0) -> Path:
+def write_dataset(path: Path, episodes: int = 8, length: int = 12, seed: int = 0,
+                  failed: tuple[int, ...] = ()) -> Path:
     """Write episodes whose actions depend on the frame brightness and on the instruction."""
     rng = np.random.default_rng(seed)
     with EpisodeWriter(path, valid_fraction=0.25) as writer:
@@ -55,7 +56,7 @@ def write_dataset(path: Path, episodes: int = 8, length: int = 12, seed: int = 0
                 frame = np.full((16, 16, 3), round(brightness * 255), np.uint8)
                 writer.add_step({'front_rgb': frame}, target_action(brightness, instruction),
                                 0.1 * step)
-            writer.end_episode(True)
+            writer.end_episode(episode not in failed)
     return path
 
 
@@ -251,6 +252,29 @@ def test_action_offset_reaches_training_validation_checkpoint_and_offline_eval(d
     # 12-step episodes, chunk 2: offset 0 counts 23 actions per episode, offset 1 counts 21.
     report = evaluate_offline(final, [dataset], split='valid')
     assert report.num_entries == 21 * report.num_episodes
+
+
+def test_successful_only_leaves_failed_demonstrations_out_of_training_and_validation(tmp_path):
+    # Episodes 0-7 (the writer's mask puts 1 and 3 in validation); 0 and 3 failed.
+    data = write_dataset(tmp_path / 'mixed.hdf5', failed=(0, 3))
+    with EpisodeReader(data) as reader:
+        failed = [n for n in reader.demo_names() if not reader.success(n)]
+        train_failed = len(set(failed) & set(reader.split('train')))
+        assert train_failed == 1 and len(reader.split('valid')) == 2
+    assert len(failed) == 2
+    everything = run_training(make_config(data, tmp_path / 'all', max_steps=1))
+    trainer = run_training(make_config(data, tmp_path / 'ok', max_steps=1, successful_only=True))
+    assert trainer.train_data.num_episodes == everything.train_data.num_episodes - train_failed
+    kept = trainer.train_data.num_episodes + trainer.valid_data.num_episodes
+    assert kept == everything.train_data.num_episodes + everything.valid_data.num_episodes - 2
+    extra = json.loads((tmp_path / 'ok' / 'final' / 'training_args.json').read_text())
+    assert extra['successful_only'] is True and extra['unsuccessful_episodes_skipped'] == 2
+
+
+def test_successful_only_with_no_successful_episode_says_so(tmp_path):
+    data = write_dataset(tmp_path / 'failed.hdf5', episodes=2, failed=(0, 1))
+    with pytest.raises(EpisodeReadError, match='no successful episodes'):
+        run_training(make_config(data, tmp_path / 'out', max_steps=1, successful_only=True))
 
 
 def test_missing_data_file_is_named(tmp_path):

@@ -89,6 +89,9 @@ class EpisodeDataset(Dataset):
     each frame with the action recorded beside it; 1 with the next one.  Recordings of commands
     from topics store beside each frame the command already in effect (the hand is on its way
     there), so a policy that should answer the frame with the *next* command trains with 1.
+
+    ``successful_only`` leaves out the episodes recorded with ``success`` False (a failed
+    demonstration teaches the failure); ``num_unsuccessful_skipped`` counts them.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class EpisodeDataset(Dataset):
         augment: bool = False,
         proprio_key: str | None = None,
         action_offset: int = 0,
+        successful_only: bool = False,
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -122,12 +126,15 @@ class EpisodeDataset(Dataset):
         self._augment = bool(augment)
         self._proprio_key = proprio_key
         self._image_key = image_key
+        self._successful_only = bool(successful_only)
+        self.num_unsuccessful_skipped = 0
         self._episodes: list[_EpisodeRef] = []
         for path_index, path in enumerate(self._paths):
             self._load_file(path_index, path)
         if not self._episodes:
             listed = ', '.join(map(str, paths))
-            raise EpisodeReadError(f'no episodes in split {split!r} of {listed}')
+            which = 'successful episodes' if self._successful_only else 'episodes'
+            raise EpisodeReadError(f'no {which} in split {split!r} of {listed}')
         dims = {ep.actions.shape[1] for ep in self._episodes}
         if len(dims) != 1:
             raise EpisodeReadError(f'episodes disagree on the action dimension: {sorted(dims)}')
@@ -143,6 +150,9 @@ class EpisodeDataset(Dataset):
         with EpisodeReader(path) as reader:
             names = reader.demo_names() if self._split is None else reader.split(self._split)
             for name in names:
+                if self._successful_only and not reader.success(name):
+                    self.num_unsuccessful_skipped += 1
+                    continue
                 group = reader.demo_group(name)
                 obs_keys = sorted(group['obs'])
                 if self._image_key is None:

@@ -132,6 +132,10 @@ class EpisodeReader:
         """Return the language instruction of demo ``name``."""
         return _attr_str(self.demo_group(name), 'language_instruction')
 
+    def success(self, name: str) -> bool:
+        """Return whether demo ``name`` was recorded as a successful episode (False if unset)."""
+        return bool(self.demo_group(name).attrs.get('success', False))
+
     def num_samples(self, name: str) -> int:
         """Return the number of steps of demo ``name``."""
         return int(self.demo_group(name).attrs['num_samples'])
@@ -147,7 +151,7 @@ class EpisodeReader:
                 actions=group['actions'][()],
                 timestamps=group['timestamps'][()],
                 instruction=_attr_str(group, 'language_instruction'),
-                success=bool(group.attrs.get('success', False)),
+                success=self.success(name),
             )
         except (KeyError, OSError) as exc:
             raise EpisodeReadError(f'{name} in {self._path} is incomplete or damaged: {exc}') \

@@ -41,7 +41,7 @@ _INT_FIELDS: dict[str, int | None] = {
     'log_every': 1,
 }
 _FLOAT_FIELDS = {'learning_rate': False, 'weight_decay': True, 'grad_clip': True}  # zero allowed?
-_BOOL_FIELDS = ('augment', 'use_instruction')
+_BOOL_FIELDS = ('augment', 'use_instruction', 'successful_only')
 
 
 class TrainingConfigError(ValueError):
@@ -105,7 +105,7 @@ class TrainingConfig:
     None means the model's.  ``eval_every`` / ``checkpoint_every`` 0 turn validation / periodic
     checkpoints off, ``keep_last_checkpoints`` 0 keeps all, ``grad_clip`` 0 does not clip.
     ``use_instruction`` False replaces every instruction by an empty string: the language-blind
-    baseline.
+    baseline.  ``successful_only`` trains and validates on the episodes recorded as successes.
     """
 
     data: list[str]
@@ -133,6 +133,7 @@ class TrainingConfig:
     precision: str = 'fp32'
     log_every: int = 50
     use_instruction: bool = True
+    successful_only: bool = False
 
     def __post_init__(self) -> None:
         """Check every field, the data files and the model config; raise on the first problem."""

@@ -167,11 +167,12 @@ def _no_transformers_bars() -> Iterator[None]:
             transformers_logging.enable_progress_bar()
 
 
-def _split_size(paths: list[Path], split: str) -> int:
+def _split_size(paths: list[Path], split: str, successful_only: bool = False) -> int:
     total = 0
     for path in paths:
         with EpisodeReader(path) as reader:
-            total += len(reader.split(split))
+            names = reader.split(split)
+            total += sum(reader.success(n) for n in names) if successful_only else len(names)
     return total
 
 
@@ -294,14 +295,15 @@ class Trainer:
         self.train_data = EpisodeDataset(
             paths, split='train', image_key=config.image_key, chunk_size=config.chunk_size,
             image_size=image_size, augment=config.augment, proprio_key=config.proprio_key,
-            action_offset=config.action_offset)
+            action_offset=config.action_offset, successful_only=config.successful_only)
         self.spec.check_dim(self.train_data.action_dim, f'actions in {", ".join(map(str, paths))}')
         self.valid_data = None
-        if _split_size(paths, 'valid') > 0:
+        if _split_size(paths, 'valid', config.successful_only) > 0:
             self.valid_data = EpisodeDataset(
                 paths, split='valid', image_key=self.train_data.image_key,
                 chunk_size=config.chunk_size, image_size=image_size, augment=False,
-                proprio_key=config.proprio_key, action_offset=config.action_offset)
+                proprio_key=config.proprio_key, action_offset=config.action_offset,
+                successful_only=config.successful_only)
         proprio_dim = None
         if config.proprio_key is not None:
             proprio_dim = int(self.train_data[0]['proprio'].shape[0])
@@ -557,6 +559,9 @@ class Trainer:
             'image_key': self.train_data.image_key,
             'proprio_key': self.config.proprio_key,
             'action_offset': self.config.action_offset,
+            'successful_only': self.config.successful_only,
+            'unsuccessful_episodes_skipped': self.train_data.num_unsuccessful_skipped + (
+                self.valid_data.num_unsuccessful_skipped if self.valid_data else 0),
             'num_train_steps_in_data': len(self.train_data),
             'num_valid_steps_in_data': len(self.valid_data) if self.valid_data else 0,
             'data': [str(p) for p in self.data_paths],
