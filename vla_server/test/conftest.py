@@ -50,7 +50,7 @@ class ServerHarness:
                 '-r', f'/right_hand/target_pose:={self.ns}/right_target',
                 '-r', f'/right_hand/gripper_command:={self.ns}/right_gripper']
         defaults = {'policy_backend': 'scripted', 'control_rate_hz': 20.0,
-                    'camera_timeout_s': 0.5}
+                    'camera_timeout_s': 2.0}
         defaults.update(params)
         for name, value in defaults.items():
             if isinstance(value, bool):
