@@ -34,8 +34,13 @@ ENOUGH_ROOM = 0.02  # more clearance than this does not make a spot better
 MIN_ROOM = 0.005  # a spot with less clearance does not count as free
 
 
-class SceneLayoutError(RuntimeError):
-    """Raised when the requested objects cannot be placed on the table without overlap."""
+class SceneLayoutError(ValueError):
+    """
+    Raised when the requested objects cannot be placed on the table without overlap.
+
+    A ValueError, so the bridge refuses such a reset with the reason instead of dying (one
+    novel pick_place seed in a few hundred, with the task sampler before the current one).
+    """
 
 
 class Obstacle(NamedTuple):
