@@ -189,7 +189,8 @@ def test_client_executable_prints_feedback_and_exits_by_outcome(harness, start_s
 
 
 def test_one_server_ends_goals_of_every_kind_in_turn(harness, start_server, wait_until):
-    process = start_server(policy_options='{"nan_at_call": 2}')
+    # 0.5 s camera timeout: the third goal must find the last image too old (0.7 s).
+    process = start_server(policy_options='{"nan_at_call": 2}', camera_timeout_s=0.5)
     assert harness.run('first', 2)[0].error_code == Result.MAX_STEPS_REACHED
     assert harness.run('second', 5)[0].error_code == Result.UNSAFE_ACTION
     assert harness.run('', 5)[0].error_code == Result.INVALID_GOAL
