@@ -41,3 +41,14 @@ def test_a_segfault_prints_the_stack_of_the_crashing_code():
                             timeout=30)
     assert result.returncode == -signal.SIGSEGV
     assert 'Segmentation fault' in result.stderr and 'crash_here' in result.stderr
+
+
+def test_the_first_sigint_raises_nothing_and_the_second_interrupts():
+    program = ('import os, signal, time\nfrom humanoid_vla.process_diagnostics import '
+               'leave_sigint_to_rclpy\nleave_sigint_to_rclpy()\nos.kill(os.getpid(), '
+               'signal.SIGINT)\ntime.sleep(0.2)\nprint("survived the first", flush=True)\n'
+               'os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\nprint("not reached")\n')
+    result = subprocess.run([sys.executable, '-c', program], capture_output=True, text=True,
+                            timeout=30)
+    assert 'survived the first' in result.stdout and 'not reached' not in result.stdout
+    assert 'KeyboardInterrupt' in result.stderr

@@ -14,7 +14,7 @@
 
 """Entry point of the vla_sim_bridge executable."""
 
-from humanoid_vla.process_diagnostics import enable_stack_dumps
+from humanoid_vla.process_diagnostics import enable_stack_dumps, leave_sigint_to_rclpy
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
@@ -29,6 +29,7 @@ def main(args=None) -> None:
     from vla_sim_bridge.bridge_node import SimBridgeNode
 
     enable_stack_dumps()
+    leave_sigint_to_rclpy()
     rclpy.init(args=args)
     node = executor = None
     try:  # Ctrl-C while the node is still starting must end it cleanly too

@@ -73,7 +73,7 @@ from humanoid_vla.actions import ActionSpec, HumanoidAction
 from humanoid_vla.data import EpisodeStorageError, EpisodeWriteError, EpisodeWriter
 from humanoid_vla.data.schema import INDEX_SUFFIXES
 from humanoid_vla.image_conversion import ImageConversionError
-from humanoid_vla.process_diagnostics import enable_stack_dumps
+from humanoid_vla.process_diagnostics import enable_stack_dumps, leave_sigint_to_rclpy
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -630,6 +630,7 @@ def main(args=None) -> None:
     # GIL over more often so the callbacks and the writer thread it waits for keep moving.
     sys.setswitchinterval(0.0002)
     enable_stack_dumps()
+    leave_sigint_to_rclpy()
     rclpy.init(args=args)
     node = executor = None
     try:  # Ctrl-C while the node is still starting must end it cleanly too

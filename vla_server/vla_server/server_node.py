@@ -38,7 +38,7 @@ from humanoid_vla.control.goal_stats import GoalStats
 from humanoid_vla.control.policy_loader import load_policy
 from humanoid_vla.image_conversion import ImageConversionError
 from humanoid_vla.policies.base import Observation
-from humanoid_vla.process_diagnostics import enable_stack_dumps
+from humanoid_vla.process_diagnostics import enable_stack_dumps, leave_sigint_to_rclpy
 from humanoid_vla.safety import SafetyFilter, SafetyLimits, UnsafeActionError
 import numpy as np
 import rclpy
@@ -393,6 +393,7 @@ def main(args=None) -> None:
     # The recorder needs the same (see vla_collector.collector_node.main).
     sys.setswitchinterval(0.0002)
     enable_stack_dumps()
+    leave_sigint_to_rclpy()
     rclpy.init(args=args)
     node = executor = None
     try:  # Ctrl-C while the node is still starting must end it cleanly too
