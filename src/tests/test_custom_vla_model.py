@@ -1,6 +1,7 @@
 """Tests of the custom VLA configuration and model (tiny sizes; MiniLM only in a slow test)."""
 
 from humanoid_vla.models import CustomVLAConfig, CustomVLAModel, InstructionCache
+import humanoid_vla.models.modeling_custom_vla as modeling
 import pytest
 import torch
 from transformers import AutoConfig, AutoModel, CLIPVisionModel
@@ -129,6 +130,87 @@ def test_conv_backbone_gives_one_token_per_16_pixels_and_learns():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def grounding_config(**overrides):
+    values = {'vision_backbone': 'conv', 'pooling': 'readout', 'language_film': True,
+              'spatial_keypoints': 3, 'subgoal_loss_weight': 0.5}
+    values.update(overrides)
+    return tiny_config(**values)
+
+
+def test_film_makes_the_image_features_depend_on_the_instruction():
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config()).eval()
+    pixels, _ = make_batch(model.config, batch_size=1)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    context = modeling.mean_instruction_state(tokens, mask)
+    first = model.encode_image(pixels, context[:1])
+    second = model.encode_image(pixels, context[1:])
+    assert not torch.allclose(first, second)
+    blind = CustomVLAModel(tiny_config(vision_backbone='conv')).eval()
+    with pytest.raises(ValueError, match='film_context'):
+        blind.encode_image(pixels, context[:1])
+    with pytest.raises(ValueError, match='film_context'):
+        model.encode_image(pixels)
+
+
+def test_mean_instruction_state_ignores_padding():
+    states = torch.tensor([[[1.0], [3.0], [100.0]]])
+    mask = torch.tensor([[True, True, False]])
+    assert modeling.mean_instruction_state(states, mask).item() == 2.0
+    assert modeling.mean_instruction_state(states, None).item() == pytest.approx(104 / 3)
+
+
+def test_spatial_soft_argmax_finds_a_peak():
+    layer = modeling.SpatialSoftArgmax(channels=1, keypoints=1)
+    with torch.no_grad():
+        layer.heat.weight.fill_(1.0)
+        layer.heat.bias.zero_()
+    features = torch.zeros(1, 1, 5, 9)
+    features[0, 0, 4, 0] = 50.0  # bottom row, leftmost column
+    x, y = layer(features)[0].tolist()
+    assert x == pytest.approx(-1.0, abs=1e-3) and y == pytest.approx(1.0, abs=1e-3)
+    features = torch.zeros(1, 1, 5, 9)  # no peak: the centre
+    assert layer(features)[0].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+def test_subgoal_head_adds_its_weighted_loss_and_learns():
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(dropout=0.0)).train()
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    subgoal = torch.linspace(-1, 1, 16).view(2, 8)
+    inputs = {'instruction_embeddings': tokens, 'attention_mask': mask, 'actions': actions}
+    out = model(pixels, **inputs, subgoal_actions=subgoal)
+    expected = 0.5 * (out.predicted_subgoal - subgoal).abs().mean()
+    assert out.loss.item() == pytest.approx(out.action_loss.item() + expected.item(), rel=1e-5)
+    assert model(pixels, **inputs).loss.item() == pytest.approx(out.action_loss.item())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(30):
+        loss = model(pixels, **inputs, subgoal_actions=subgoal).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert model.subgoal_loss(model(pixels, **inputs).predicted_subgoal, subgoal) < 0.5 * expected
+    plain = CustomVLAModel(tiny_config(vision_backbone='conv')).eval()
+    assert plain(pixels, instruction_embeddings=tokens, attention_mask=mask).predicted_subgoal \
+        is None
+    with pytest.raises(ValueError, match='subgoal_loss_weight'):
+        plain(pixels, **inputs, subgoal_actions=subgoal)
+
+
+def test_grounding_aids_are_saved_and_reloaded(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config()).eval()
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    expected = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    model.save_pretrained(tmp_path)
+    reloaded = CustomVLAModel.from_pretrained(tmp_path).eval()
+    got = reloaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    torch.testing.assert_close(got.predicted_actions, expected.predicted_actions)
+    torch.testing.assert_close(got.predicted_subgoal, expected.predicted_subgoal)
+
+
 def test_readout_pooling_is_saved_and_reloaded(tmp_path):
     torch.manual_seed(0)
     model = CustomVLAModel(tiny_config(pooling='readout', use_proprio=True, proprio_dim=3,
@@ -193,6 +275,10 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'vision_backbone': 'resnet'}, 'vision_backbone'),
     ({'vision_backbone': 'conv', 'image_size': 40, 'patch_size': 8}, 'multiple of 16'),
     ({'dropout': 1.0}, 'dropout'),
+    ({'language_film': True}, 'need vision_backbone "conv"'),
+    ({'spatial_keypoints': 2}, 'need vision_backbone "conv"'),
+    ({'vision_backbone': 'conv', 'spatial_keypoints': -1}, 'spatial_keypoints'),
+    ({'subgoal_loss_weight': -0.1}, 'subgoal_loss_weight'),
 ])
 def test_config_validation(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -95,6 +95,32 @@ def test_action_offset_pairs_each_frame_with_the_following_actions(dataset_path)
         EpisodeDataset(dataset_path, action_offset=-1)
 
 
+def test_segment_end_steps_marks_where_each_run_of_equal_values_ends():
+    gripper = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 0.4, 0.0])
+    assert dataset_module.segment_end_steps(gripper).tolist() == [2, 2, 2, 4, 4, 5, 6]
+    assert dataset_module.segment_end_steps(np.zeros(3)).tolist() == [2, 2, 2]
+    with pytest.raises(ValueError, match='non-empty 1-D'):
+        dataset_module.segment_end_steps(np.zeros((2, 2)))
+
+
+def test_subgoal_is_the_action_ending_the_segment_of_the_first_action(tmp_path):
+    gripper = [0, 0, 0, 1, 1, 0]
+    path = tmp_path / 'segments.hdf5'
+    with EpisodeWriter(path) as writer:
+        writer.begin_episode('pick it up')
+        for step, grip in enumerate(gripper):
+            writer.add_step({'front_rgb': _frame(0, step)},
+                            np.array([step, grip], np.float32), 0.1 * step)
+        writer.end_episode(True)
+    data = EpisodeDataset(path, split=None, image_size=8, action_offset=1, subgoal_dim=-1)
+    subgoal_steps = [int(data[step]['subgoal'][0]) for step in range(len(gripper))]
+    # Frame 0's first action is step 1, whose segment (gripper 0) ends at step 2, and so on.
+    assert subgoal_steps == [2, 2, 4, 4, 5, 5]
+    assert 'subgoal' not in EpisodeDataset(path, split=None, image_size=8)[0]
+    with pytest.raises(EpisodeReadError, match='subgoal_dim 2'):
+        EpisodeDataset(path, split=None, image_size=8, subgoal_dim=2)
+
+
 def test_split_follows_the_masks(dataset_path):
     with EpisodeReader(dataset_path) as reader:
         train, valid = reader.split('train'), reader.split('valid')

@@ -7,7 +7,7 @@ from humanoid_vla.actions import ActionSpec, ActionSpecMismatchError
 from humanoid_vla.checkpoint import CheckpointNotFoundError, save_checkpoint
 from humanoid_vla.data import EpisodeReader, EpisodeWriter
 from humanoid_vla.evaluation import evaluate_offline
-from humanoid_vla.evaluation.offline import main as eval_main
+from humanoid_vla.evaluation.offline import main as eval_main, swapped_instructions
 from humanoid_vla.models import CustomVLAConfig, CustomVLAModel
 from humanoid_vla.normalization import NormalizationStats
 from humanoid_vla.training import Trainer, TrainingConfig
@@ -145,6 +145,30 @@ def test_the_language_blind_baseline_cannot_follow_the_instruction(dataset, trai
     assert blind.use_instruction is False  # read from the checkpoint's training_args.json
     assert blind.mse[0] < 0.5 * variance[0]  # the image is still there
     assert blind.mse[1] > 0.5 * variance[1]  # left or right cannot be guessed
+
+
+def test_swapped_instructions_raise_the_error_of_a_language_following_checkpoint(
+        dataset, trained_runs):
+    matched = evaluate_offline(trained_runs[True], dataset, split='train')
+    swapped = evaluate_offline(trained_runs[True], dataset, split='train',
+                               swap_instructions=True)
+    assert swapped.swapped_instructions and not matched.swapped_instructions
+    assert swapped.mse[1] > 10 * matched.mse[1]  # y came from the instruction
+    assert "swapped for another episode's" in swapped.format_table()
+    blind = evaluate_offline(trained_runs[False], dataset, split='train')
+    blind_swapped = evaluate_offline(trained_runs[False], dataset, split='train',
+                                     swap_instructions=True)
+    assert blind_swapped.overall_mse == pytest.approx(blind.overall_mse)
+
+
+def test_swapped_instructions_are_a_seeded_derangement():
+    texts = [f'touch the {colour} cup' for colour in ('red', 'green', 'blue', 'yellow')]
+    pairing = swapped_instructions(texts)
+    assert sorted(pairing) == sorted(texts) and sorted(pairing.values()) == sorted(texts)
+    assert all(pairing[text] != text for text in texts)
+    assert swapped_instructions(texts) == pairing
+    with pytest.raises(ValueError, match='two distinct'):
+        swapped_instructions(['only one', 'only one'])
 
 
 def test_instruction_withheld_for_a_blind_checkpoint(dataset, tmp_path, monkeypatch):

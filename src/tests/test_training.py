@@ -277,6 +277,27 @@ def test_successful_only_with_no_successful_episode_says_so(tmp_path):
         run_training(make_config(data, tmp_path / 'out', max_steps=1, successful_only=True))
 
 
+def test_subgoal_part_trains_the_subgoal_head_and_is_checked(dataset, tmp_path):
+    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+             'subgoal_loss_weight': 1.0}
+    trainer = run_training(make_config(dataset, tmp_path / 'out', max_steps=2, model=model,
+                                       subgoal_part='right_gripper'))
+    item = trainer.train_data[0]
+    # The fixture's gripper follows the frame brightness, so segments are short: the subgoal is
+    # an action of the same episode at or after the frame's own.
+    assert item['subgoal'].shape == (8,) and item['subgoal'][1] == item['actions'][0, 1]
+    inputs = trainer.model_inputs(next(iter(trainer._loader)))
+    assert inputs['subgoal_actions'].shape == (8, 8)
+    extra = json.loads((tmp_path / 'out' / 'final' / 'training_args.json').read_text())
+    assert extra['config']['subgoal_part'] == 'right_gripper'
+    with pytest.raises(TrainingConfigError, match='go together'):
+        make_config(dataset, tmp_path / 'a', model=model)
+    with pytest.raises(TrainingConfigError, match='go together'):
+        make_config(dataset, tmp_path / 'b', subgoal_part='right_gripper')
+    with pytest.raises(TrainingConfigError, match='not one of the action_parts'):
+        make_config(dataset, tmp_path / 'c', model=model, subgoal_part='left_gripper')
+
+
 def test_missing_data_file_is_named(tmp_path):
     missing = tmp_path / 'nope.hdf5'
     with pytest.raises(FileNotFoundError, match='nope.hdf5'):

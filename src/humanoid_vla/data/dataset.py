@@ -38,10 +38,25 @@ class _EpisodeRef:
     instruction: str
     actions: np.ndarray
     proprio: np.ndarray | None
+    segment_ends: np.ndarray | None = None
 
     @property
     def length(self) -> int:
         return self.actions.shape[0]
+
+
+def segment_end_steps(values: np.ndarray) -> np.ndarray:
+    """
+    For each step, the last step of the run of equal ``values`` it belongs to.
+
+    With a gripper command as ``values`` this is where each step's segment ends (the touch, the
+    grasp, the release): the subgoal a frame is heading for.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f'values must be a non-empty 1-D array, got shape {values.shape}')
+    ends = np.append(np.flatnonzero(values[1:] != values[:-1]), values.size - 1)
+    return ends[np.searchsorted(ends, np.arange(values.size))]
 
 
 def _uniform(low: float, high: float) -> float:
@@ -92,6 +107,10 @@ class EpisodeDataset(Dataset):
 
     ``successful_only`` leaves out the episodes recorded with ``success`` False (a failed
     demonstration teaches the failure); ``num_unsuccessful_skipped`` counts them.
+
+    ``subgoal_dim``: the index of an action dimension (the gripper command) whose changes end
+    an episode's segments; items then hold ``subgoal`` float32 (D,), the action at the end of
+    the segment of their first action (see :func:`segment_end_steps`).
     """
 
     def __init__(
@@ -105,6 +124,7 @@ class EpisodeDataset(Dataset):
         proprio_key: str | None = None,
         action_offset: int = 0,
         successful_only: bool = False,
+        subgoal_dim: int | None = None,
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -127,6 +147,7 @@ class EpisodeDataset(Dataset):
         self._proprio_key = proprio_key
         self._image_key = image_key
         self._successful_only = bool(successful_only)
+        self._subgoal_dim = subgoal_dim
         self.num_unsuccessful_skipped = 0
         self._episodes: list[_EpisodeRef] = []
         for path_index, path in enumerate(self._paths):
@@ -167,12 +188,21 @@ class EpisodeDataset(Dataset):
                 proprio = None
                 if self._proprio_key is not None:
                     proprio = group['obs'][self._proprio_key][()].astype(np.float32)
+                actions = group['actions'][()].astype(np.float32)
+                segment_ends = None
+                if self._subgoal_dim is not None:
+                    if not -actions.shape[1] <= self._subgoal_dim < actions.shape[1]:
+                        raise EpisodeReadError(
+                            f'subgoal_dim {self._subgoal_dim} is outside the '
+                            f'{actions.shape[1]} action dimensions of {name} of {path}')
+                    segment_ends = segment_end_steps(actions[:, self._subgoal_dim])
                 self._episodes.append(_EpisodeRef(
                     path_index=path_index,
                     name=name,
                     instruction=reader.instruction(name),
-                    actions=group['actions'][()].astype(np.float32),
+                    actions=actions,
                     proprio=proprio,
+                    segment_ends=segment_ends,
                 ))
 
     # --- lazy per-process handles -----------------------------------------------------------
@@ -233,6 +263,9 @@ class EpisodeDataset(Dataset):
         }
         if episode.proprio is not None:
             item['proprio'] = torch.from_numpy(episode.proprio[step].copy())
+        if episode.segment_ends is not None:
+            end = episode.segment_ends[min(first, episode.length - 1)]
+            item['subgoal'] = torch.from_numpy(episode.actions[end].copy())
         return item
 
     def _prepare_image(self, frame: np.ndarray) -> torch.Tensor:

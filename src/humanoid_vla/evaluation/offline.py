@@ -8,6 +8,11 @@ action dimension (named by the checkpoint's ActionSpec, e.g. ``right_hand_pose.x
 and overall.  This says how well demonstrations are imitated, not whether tasks succeed: task
 success only comes from running the policy, in simulation or on the robot.
 
+``--swap-instructions`` evaluates every step with another episode's instruction instead (a fixed
+random pairing of the distinct instructions): the rise in error over the matched run measures
+how much the checkpoint's actions depend on what the instruction says.  A language-blind
+policy shows none.
+
 Command line: ``vla-eval-offline CHECKPOINT DATA.hdf5 [...] [--split valid] [--json out.json]``.
 """
 
@@ -40,7 +45,8 @@ class OfflineReport:
 
     ``mse`` / ``mae`` are per dimension (same order as ``dimension_names``); ``overall_*``
     average over every dimension and counted entry.  ``num_steps`` steps were evaluated, giving
-    ``num_entries`` (step, chunk position) pairs inside their episodes.
+    ``num_entries`` (step, chunk position) pairs inside their episodes.  ``swapped_instructions``
+    says each step was given another episode's instruction.
     """
 
     checkpoint: str
@@ -56,6 +62,7 @@ class OfflineReport:
     mae: list[float]
     overall_mse: float
     overall_mae: float
+    swapped_instructions: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-able values."""
@@ -65,6 +72,8 @@ class OfflineReport:
         """Return a plain-text table: one row per dimension, then the overall row."""
         split = 'all' if self.split is None else self.split
         instruction = 'given' if self.use_instruction else 'withheld'
+        if self.use_instruction and self.swapped_instructions:
+            instruction = "swapped for another episode's"
         width = max(len('overall'), *(len(n) for n in self.dimension_names))
         lines = [
             f'checkpoint {self.checkpoint}',
@@ -87,13 +96,15 @@ def evaluate_offline(
     device: str | torch.device = 'cpu',
     num_workers: int = 0,
     use_instruction: bool | None = None,
+    swap_instructions: bool = False,
 ) -> OfflineReport:
     """
     Evaluate a checkpoint on the ``split`` episodes (None: all) of ``data_paths``.
 
     Images come from the observation the checkpoint was trained on (its ``training_args.json``)
     and instructions are withheld when it was trained without them, unless ``use_instruction``
-    says otherwise.
+    says otherwise.  ``swap_instructions`` gives each step the instruction
+    :func:`swapped_instructions` pairs with its own.
     """
     if isinstance(data_paths, (str, os.PathLike)):
         data_paths = [data_paths]
@@ -122,6 +133,7 @@ def evaluate_offline(
                              action_offset=int(extra.get('action_offset', 0)))
     spec.check_dim(dataset.action_dim, f'actions in {", ".join(map(str, paths))}')
     distinct = sorted(set(dataset.instructions())) if use_instruction else ['']
+    replacement = swapped_instructions(distinct) if swap_instructions and use_instruction else {}
     model.instruction_cache.max_size = max(model.instruction_cache.max_size, len(distinct) + 1)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     squared = np.zeros(spec.dim)
@@ -131,6 +143,7 @@ def evaluate_offline(
         for batch in loader:
             texts = list(batch['instruction']) if use_instruction else [''] * len(
                 batch['instruction'])
+            texts = [replacement.get(text, text) for text in texts]
             tokens, mask = model.encode_instructions(texts)
             proprio = batch.get('proprio')
             with torch.inference_mode():
@@ -164,7 +177,25 @@ def evaluate_offline(
         mae=mae.tolist(),
         overall_mse=float(mse.mean()),
         overall_mae=float(mae.mean()),
+        swapped_instructions=bool(replacement),
     )
+
+
+def swapped_instructions(distinct: Sequence[str], seed: int = 0) -> dict[str, str]:
+    """
+    Pair every instruction with a different one (a seeded random derangement).
+
+    Random rather than neighbouring in sorted order: sorted neighbours mostly name the same
+    object in other words, which would hide how much the named object matters.
+    """
+    texts = sorted(set(distinct))
+    if len(texts) < 2:
+        raise ValueError('swapping instructions needs at least two distinct instructions')
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(len(texts))
+        if all(order != np.arange(len(texts))):
+            return {text: texts[index] for text, index in zip(texts, order)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--num-workers', type=int, default=0)
     parser.add_argument('--device', default='cpu', help="torch device, e.g. 'cpu' or 'cuda'")
     parser.add_argument('--json', type=Path, metavar='PATH', help='also write the report here')
+    parser.add_argument('--swap-instructions', action='store_true',
+                        help="give each step another episode's instruction (how much the "
+                             'actions depend on the instruction)')
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -187,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = evaluate_offline(
             args.checkpoint, args.data, split=None if args.split == 'all' else args.split,
-            batch_size=args.batch_size, device=args.device, num_workers=args.num_workers)
+            batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
+            swap_instructions=args.swap_instructions)
     except (FileNotFoundError, CheckpointError, EpisodeStorageError, ActionSpecMismatchError,
             ValueError) as err:
         print(f'{PROG}: error: {err}', file=sys.stderr)

@@ -70,6 +70,21 @@ class CustomVLAConfig(PretrainedConfig):
       ``vision_heads`` / ``patch_size`` fields only apply to ``"vit"``.
     - ``loss_type``: ``"l1"`` (default, as in ACT: sharper than MSE on multi-modal demos)
       or ``"mse"``.
+
+    Grounding aids (conv backbone only; all off by default, so older checkpoints load as they
+    were trained):
+
+    - ``language_film``: the instruction (its mean token state) scales and shifts every channel
+      of every convolution stage (FiLM, as in RT-1 and BC-Z), so the image features themselves
+      can say "this is the named object" instead of leaving that to later attention.
+    - ``spatial_keypoints``: that many learnt heat maps over the stride-8 feature grid, each
+      read out as its expected image position (spatial soft-argmax); the coordinates join the
+      fusion layers as one more token.  The camera is fixed, so an image position is a table
+      position: the head gets where the named object is as numbers.
+    - ``subgoal_loss_weight``: when > 0, a second head predicts the *subgoal* of each frame (the
+      action at the end of the current gripper segment: the touch point, the grasp pose, the
+      place pose) and its L1 loss, times this weight, is added during training.  Every frame of
+      an approach then says where the named object is, not only the next half-second of motion.
     """
 
     model_type = 'humanoid_custom_vla'
@@ -98,6 +113,9 @@ class CustomVLAConfig(PretrainedConfig):
     pooling: str = 'mean'
     vision_backbone: str = 'vit'
     initializer_range: float = 0.02
+    language_film: bool = False
+    spatial_keypoints: int = 0
+    subgoal_loss_weight: float = 0.0
 
     def __post_init__(self, **kwargs: Any) -> None:
         """Validate the fields, then let transformers handle its common keyword arguments."""
@@ -164,6 +182,13 @@ class CustomVLAConfig(PretrainedConfig):
             raise ValueError(
                 f'image_size ({self.image_size}) must be a multiple of {CONV_STRIDE} for the conv '
                 'backbone')
+        if (self.language_film or self.spatial_keypoints) and self.vision_backbone != 'conv':
+            raise ValueError('language_film and spatial_keypoints need vision_backbone "conv"')
+        if self.spatial_keypoints < 0:
+            raise ValueError(f'spatial_keypoints must be >= 0, got {self.spatial_keypoints}')
+        if self.subgoal_loss_weight < 0:
+            raise ValueError(
+                f'subgoal_loss_weight must be >= 0, got {self.subgoal_loss_weight}')
         if self.pooling not in POOLING_MODES:
             raise ValueError(f'pooling must be one of {POOLING_MODES}, got {self.pooling!r}')
         if self.loss_type not in LOSS_TYPES:

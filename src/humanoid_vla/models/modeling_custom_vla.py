@@ -52,11 +52,15 @@ class CustomVLAOutput(ModelOutput):
     Output of :class:`CustomVLAModel`.
 
     ``predicted_actions`` is ``(B, chunk_size, action_dim)`` in normalised units; ``loss`` is set
-    only when target actions were given.
+    only when target actions were given.  ``action_loss`` is the part of ``loss`` that scores
+    the actions (validation compares runs on it); ``loss`` adds the weighted subgoal loss when
+    the model has a subgoal head and subgoal targets were given.
     """
 
     loss: torch.Tensor | None = None
     predicted_actions: torch.Tensor | None = None
+    action_loss: torch.Tensor | None = None
+    predicted_subgoal: torch.Tensor | None = None
 
 
 class PixelNormalizer(nn.Module):
@@ -77,11 +81,15 @@ class ConvVisionEncoder(nn.Module):
 
     Stacking (pixel unshuffle) instead of a further stride keeps which quarter of its cell a
     feature came from, and the fusion layers see a quarter of the tokens (attention cost).
+    With ``film_size`` set, a vector of that size (the instruction) scales and shifts the
+    channels after every normalisation, so features can depend on what the instruction names.
     """
 
-    def __init__(self, channels: int, image_size: int) -> None:
+    def __init__(self, channels: int, image_size: int, film_size: int | None = None) -> None:
         super().__init__()
         widths = (32, 64, channels)
+        self.film_widths = widths
+        self.film = None if film_size is None else nn.Linear(film_size, 2 * sum(widths))
 
         def norm(width: int) -> nn.GroupNorm:
             return nn.GroupNorm(math.gcd(8, width), width)
@@ -96,10 +104,65 @@ class ConvVisionEncoder(nn.Module):
         side = image_size // CONV_STRIDE
         self.position = nn.Parameter(torch.randn(1, side * side, channels) * 0.02)
 
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Return ``(B, tokens, channels)`` for normalised ``(B, 3, S, S)`` pixels."""
-        features = self.merge(nn.functional.pixel_unshuffle(self.layers(pixels), 2))
-        return features.flatten(2).transpose(1, 2) + self.position
+    def forward(
+        self, pixels: torch.Tensor, film_context: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Return tokens ``(B, tokens, channels)`` and the stride-8 feature map.
+
+        ``pixels`` are normalised ``(B, 3, S, S)``; ``film_context`` is ``(B, film_size)`` and
+        required exactly when the encoder was built with ``film_size``.
+        """
+        if (self.film is None) != (film_context is None):
+            raise ValueError('film_context must be given exactly when the encoder has FiLM')
+        scales_and_shifts = self._film_parameters(film_context)
+        features = pixels
+        for layer in self.layers:
+            features = layer(features)
+            if scales_and_shifts and isinstance(layer, nn.GroupNorm):
+                scale, shift = scales_and_shifts.pop(0)
+                features = features * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None]
+        tokens = self.merge(nn.functional.pixel_unshuffle(features, 2))
+        return tokens.flatten(2).transpose(1, 2) + self.position, features
+
+    def _film_parameters(
+        self, film_context: torch.Tensor | None
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Split the FiLM projection into one (scale, shift) pair per normalised stage."""
+        if self.film is None or film_context is None:
+            return []
+        parameters = self.film(film_context)
+        pairs = []
+        start = 0
+        for width in self.film_widths:
+            pairs.append((parameters[:, start:start + width],
+                          parameters[:, start + width:start + 2 * width]))
+            start += 2 * width
+        return pairs
+
+
+class SpatialSoftArgmax(nn.Module):
+    """
+    Learnt heat maps over a feature map, each read out as its expected (x, y) in [-1, 1].
+
+    As in deep spatial autoencoders / robomimic's SpatialSoftmax: a position as numbers is what
+    a reaching head needs, and the soft-argmax keeps it differentiable.
+    """
+
+    def __init__(self, channels: int, keypoints: int) -> None:
+        super().__init__()
+        self.heat = nn.Conv2d(channels, keypoints, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Return ``(B, 2 * keypoints)`` expected coordinates for ``(B, C, H, W)`` features."""
+        heat = self.heat(features)
+        batch, keypoints, height, width = heat.shape
+        weights = heat.flatten(2).softmax(dim=-1).view(batch, keypoints, height, width)
+        ys = torch.linspace(-1.0, 1.0, height, device=heat.device, dtype=heat.dtype)
+        xs = torch.linspace(-1.0, 1.0, width, device=heat.device, dtype=heat.dtype)
+        expected_x = (weights.sum(dim=2) * xs).sum(dim=-1)
+        expected_y = (weights.sum(dim=3) * ys).sum(dim=-1)
+        return torch.cat([expected_x, expected_y], dim=-1)
 
 
 class CrossAttentionBlock(nn.Module):
@@ -136,6 +199,16 @@ class CrossAttentionBlock(nn.Module):
         return tokens + self.dropout(self.ffn(self.norm_ffn(tokens)))
 
 
+def mean_instruction_state(
+    embeddings: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Average the instruction's token states over its real (unpadded) tokens: ``(B, H)``."""
+    if attention_mask is None:
+        return embeddings.mean(dim=1)
+    weights = attention_mask.to(embeddings.device, embeddings.dtype).unsqueeze(-1)
+    return (embeddings * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
 class CustomVLAPreTrainedModel(PreTrainedModel):
     """Weight initialisation and transformers plumbing shared by the custom VLA models."""
 
@@ -170,7 +243,9 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         super().__init__(config)
         self.pixel_normalizer = PixelNormalizer()
         if config.vision_backbone == 'conv':
-            self.vision = ConvVisionEncoder(config.vision_hidden_size, config.image_size)
+            self.vision = ConvVisionEncoder(
+                config.vision_hidden_size, config.image_size,
+                film_size=config.language_hidden_size if config.language_film else None)
         else:
             self.vision = CLIPVisionModel(config.build_vision_config())
         self.vision_norm = nn.LayerNorm(config.vision_hidden_size)
@@ -208,6 +283,18 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             nn.GELU(),
             nn.Linear(config.hidden_size, config.chunk_size * config.action_dim),
         )
+        self.keypoints = None
+        self.keypoint_proj = None
+        if config.spatial_keypoints:
+            self.keypoints = SpatialSoftArgmax(config.vision_hidden_size, config.spatial_keypoints)
+            self.keypoint_proj = nn.Linear(2 * config.spatial_keypoints, config.hidden_size)
+        self.subgoal_head = None
+        if config.subgoal_loss_weight > 0:
+            self.subgoal_head = nn.Sequential(
+                nn.Linear(config.hidden_size, config.hidden_size),
+                nn.GELU(),
+                nn.Linear(config.hidden_size, config.action_dim),
+            )
         if config.language_encoder == 'tiny':
             self.language_encoder = build_tiny_encoder(
                 config.tiny_language_hidden_size,
@@ -247,8 +334,16 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 )
         self.vision.load_state_dict(pretrained.state_dict())
 
-    def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def encode_image(
+        self, pixel_values: torch.Tensor, film_context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Return projected patch tokens ``(B, N, hidden)`` for ``[0, 1]`` pixels."""
+        return self._encode_image(pixel_values, film_context)[0]
+
+    def _encode_image(
+        self, pixel_values: torch.Tensor, film_context: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return the projected tokens and the conv feature map (None for the ViT)."""
         size = self.config.image_size
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ValueError(
@@ -260,11 +355,12 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'{tuple(pixel_values.shape[-2:])}'
             )
         pixels = self.pixel_normalizer(pixel_values.to(self.vision_proj.weight.dtype))
+        feature_map = None
         if self.config.vision_backbone == 'conv':
-            states = self.vision(pixels)
+            states, feature_map = self.vision(pixels, film_context)
         else:
             states = self.vision(pixel_values=pixels).last_hidden_state[:, 1:]  # drop CLS
-        return self.vision_proj(self.vision_norm(states))
+        return self.vision_proj(self.vision_norm(states)), feature_map
 
     # --------------------------------------------------------------------------- language
     def _language_model(self) -> PreTrainedModel:
@@ -361,6 +457,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         proprio: torch.Tensor | None = None,
         actions: torch.Tensor | None = None,
         action_mask: torch.Tensor | None = None,
+        subgoal_actions: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CustomVLAOutput:
         """
@@ -372,9 +469,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         (B, chunk_size, action_dim), or (B, action_dim) when chunk_size is 1.  ``action_mask``
         marks with 1/True the entries that count in the loss; it may be (B, chunk_size) (ACT's
         padded chunk ends), (action_dim,) or the full (B, chunk_size, action_dim).
+        ``subgoal_actions`` (B, action_dim), normalised, adds the subgoal loss (models built
+        with ``subgoal_loss_weight`` > 0 only).
         """
-        vision_tokens = self.encode_image(pixel_values)
-        batch_size = vision_tokens.shape[0]
+        batch_size = pixel_values.shape[0]
         if instruction_embeddings is None:
             if input_ids is None:
                 raise ValueError('pass instruction_embeddings or input_ids (+ attention_mask)')
@@ -386,6 +484,11 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'instruction_embeddings must be (B={batch_size}, L, '
                 f'{self.config.language_hidden_size}), got {tuple(instruction_embeddings.shape)}'
             )
+        film_context = None
+        if self.config.language_film:
+            film_context = mean_instruction_state(instruction_embeddings, attention_mask).to(
+                self.vision_proj.weight.device, self.vision_proj.weight.dtype)
+        vision_tokens, feature_map = self._encode_image(pixel_values, film_context)
         device = vision_tokens.device
         context = self.language_proj(instruction_embeddings.to(device, vision_tokens.dtype))
         padding = None
@@ -398,14 +501,34 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             if proprio is None:
                 raise ValueError('this model was configured with use_proprio=True: pass proprio')
             proprio_features = self.proprio_proj(proprio.to(device, vision_tokens.dtype))
+        if self.keypoints is not None:
+            keypoints = self.keypoint_proj(self.keypoints(feature_map))
+            vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
         pooled = self.pool(vision_tokens, proprio_features)
         predicted = self.action_head(pooled).view(
             batch_size, self.config.chunk_size, self.config.action_dim
         )
-        loss = None
+        subgoal = None if self.subgoal_head is None else self.subgoal_head(pooled)
+        loss = action_loss = None
         if actions is not None:
-            loss = self.compute_loss(predicted, actions, action_mask)
-        return CustomVLAOutput(loss=loss, predicted_actions=predicted)
+            loss = action_loss = self.compute_loss(predicted, actions, action_mask)
+            if subgoal_actions is not None:
+                loss = loss + self.subgoal_loss(subgoal, subgoal_actions)
+        return CustomVLAOutput(loss=loss, predicted_actions=predicted, action_loss=action_loss,
+                               predicted_subgoal=subgoal)
+
+    def subgoal_loss(
+        self, predicted: torch.Tensor | None, subgoal_actions: torch.Tensor
+    ) -> torch.Tensor:
+        """Weighted L1 between the subgoal head's output and ``subgoal_actions`` (B, D)."""
+        if predicted is None:
+            raise ValueError('subgoal_actions need a model built with subgoal_loss_weight > 0')
+        target = subgoal_actions.to(predicted.device, predicted.dtype)
+        if target.shape != predicted.shape:
+            raise ValueError(
+                f'subgoal_actions must be {tuple(predicted.shape)} (B, action_dim), got '
+                f'{tuple(subgoal_actions.shape)}')
+        return self.config.subgoal_loss_weight * (predicted - target).abs().mean()
 
     def pool(
         self, tokens: torch.Tensor, proprio_features: torch.Tensor | None

@@ -106,6 +106,9 @@ class TrainingConfig:
     checkpoints off, ``keep_last_checkpoints`` 0 keeps all, ``grad_clip`` 0 does not clip.
     ``use_instruction`` False replaces every instruction by an empty string: the language-blind
     baseline.  ``successful_only`` trains and validates on the episodes recorded as successes.
+    ``subgoal_part`` names the action part (a gripper) whose command changes end the segments
+    the model's subgoal head learns to predict; it is required exactly when the model's
+    ``subgoal_loss_weight`` is > 0.
     """
 
     data: list[str]
@@ -134,6 +137,7 @@ class TrainingConfig:
     log_every: int = 50
     use_instruction: bool = True
     successful_only: bool = False
+    subgoal_part: str | None = None
 
     def __post_init__(self) -> None:
         """Check every field, the data files and the model config; raise on the first problem."""
@@ -190,7 +194,21 @@ class TrainingConfig:
         if not isinstance(self.model, (dict, str)):
             raise TrainingConfigError(
                 'model must be a mapping of CustomVLAConfig fields or the path of a YAML file')
-        self.build_model_config()
+        model_config = self.build_model_config()
+        if (self.subgoal_part is not None) != (model_config.subgoal_loss_weight > 0):
+            raise TrainingConfigError(
+                "subgoal_part and the model's subgoal_loss_weight > 0 go together (the part "
+                'whose changes end the subgoal segments); set both or neither')
+        if self.subgoal_part is not None and self.subgoal_part not in spec.parts:
+            raise TrainingConfigError(
+                f'subgoal_part {self.subgoal_part!r} is not one of the action_parts {spec.parts}')
+
+    @property
+    def subgoal_dim(self) -> int | None:
+        """Index of the first action dimension of ``subgoal_part`` (None without subgoals)."""
+        if self.subgoal_part is None:
+            return None
+        return self.action_spec.slices()[self.subgoal_part].start
 
     # --- construction -----------------------------------------------------------------------
 

@@ -295,7 +295,8 @@ class Trainer:
         self.train_data = EpisodeDataset(
             paths, split='train', image_key=config.image_key, chunk_size=config.chunk_size,
             image_size=image_size, augment=config.augment, proprio_key=config.proprio_key,
-            action_offset=config.action_offset, successful_only=config.successful_only)
+            action_offset=config.action_offset, successful_only=config.successful_only,
+            subgoal_dim=config.subgoal_dim)
         self.spec.check_dim(self.train_data.action_dim, f'actions in {", ".join(map(str, paths))}')
         self.valid_data = None
         if _split_size(paths, 'valid', config.successful_only) > 0:
@@ -303,7 +304,7 @@ class Trainer:
                 paths, split='valid', image_key=self.train_data.image_key,
                 chunk_size=config.chunk_size, image_size=image_size, augment=False,
                 proprio_key=config.proprio_key, action_offset=config.action_offset,
-                successful_only=config.successful_only)
+                successful_only=config.successful_only, subgoal_dim=config.subgoal_dim)
         proprio_dim = None
         if config.proprio_key is not None:
             proprio_dim = int(self.train_data[0]['proprio'].shape[0])
@@ -438,6 +439,10 @@ class Trainer:
         }
         if 'proprio' in batch:
             inputs['proprio'] = batch['proprio'].to(self.device, non_blocking=True)
+        if 'subgoal' in batch:
+            subgoal = self.stats.normalize(batch['subgoal'].numpy()).astype(np.float32)
+            inputs['subgoal_actions'] = torch.from_numpy(subgoal).to(self.device,
+                                                                     non_blocking=True)
         return inputs
 
     def _autocast(self) -> torch.autocast:
@@ -532,7 +537,7 @@ class Trainer:
             for batch in self._valid_loader:
                 inputs = self.model_inputs(batch)
                 with self._autocast():
-                    loss = self.model(**inputs).loss
+                    loss = self.model(**inputs).action_loss
                 weight = inputs['action_mask'].sum() * self.spec.dim
                 total[0] += loss.double() * weight
                 total[1] += weight
