@@ -1,10 +1,12 @@
 """Tests for the scripted expert and the SimEnvironment it drives through the action vector."""
 
+import dataclasses
 import os
 import time
 
 from humanoid_vla.sim import assets
 from humanoid_vla.sim.gl import select_gl_backend
+from humanoid_vla.sim.layout import SceneLayoutError
 from humanoid_vla.sim.tasks import sample_task
 import numpy as np
 import pytest
@@ -130,3 +132,14 @@ def test_environment_reset_observe_and_validate(env):
     for bad in (np.zeros(7), np.full(8, np.nan), np.concatenate([hold[:3], [0, 0, 0, 0], [0]])):
         with pytest.raises(ValueError):
             env.apply_action(bad)
+
+
+def test_a_task_whose_scene_cannot_spawn_leaves_no_task_behind(env):
+    # The bridge refuses such a reset; its physics thread keeps checking success meanwhile, and
+    # must not check it against objects that never reached the table.
+    crowded = dataclasses.replace(sample_task(3, 'touch'),
+                                  objects=('red_cup', 'blue_cup', 'green_cup'))
+    with pytest.raises(SceneLayoutError):
+        env.reset_task(crowded)
+    assert env.task is None and not env.success()
+    assert env.reset(3, 'touch') == sample_task(3, 'touch').instruction

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from humanoid_vla.sim import assets
 from humanoid_vla.sim.gl import select_gl_backend
-from humanoid_vla.sim.layout import SPAWN_GAP
+from humanoid_vla.sim.layout import SceneLayoutError, SPAWN_GAP
 import numpy as np
 import pytest
 
@@ -110,6 +110,18 @@ def test_unused_slots_are_parked_out_of_the_way(world):
         if slot != world.object_slot('red_cup'):
             assert world.data.body(slot).xpos[0] < -1.0  # behind the robot, not falling
             assert world.data.body(slot).xpos[2] > 0.4
+
+
+def test_a_scene_with_more_objects_than_slots_is_refused_and_the_world_stays_usable(world):
+    # The bridge answers a reset whose scene fails with SceneLayoutError (a ValueError) with
+    # accepted=False; the next valid reset must still give a clean scene.
+    crowded = SimpleNamespace(objects=('red_cup', 'blue_cup', 'green_cup'), target='red_cup',
+                              reference=None)
+    with pytest.raises(SceneLayoutError, match='too many cups'):
+        world.reset(0, crowded)
+    assert issubclass(SceneLayoutError, ValueError)
+    world.reset(0, SCENE)
+    assert set(world.object_names()) == set(SCENE.objects)
 
 
 def test_hand_pose_is_in_the_base_frame_with_xyzw_quaternion(world):

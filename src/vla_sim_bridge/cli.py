@@ -40,8 +40,8 @@ def main(args=None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:
-        # SIGINT shuts the context down; an executor thread building its wait set just then
-        # fails with RCLError ("context is not valid") instead of ExternalShutdownException.
+        # SIGINT shuts the context down; if spin() is building its wait set (on this thread)
+        # just then, it raises RCLError ("context is not valid"), not ExternalShutdownException.
         if rclpy.ok():
             raise
     finally:

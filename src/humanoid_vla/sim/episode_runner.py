@@ -45,8 +45,9 @@ class SimEnvironment:
 
     def reset_task(self, task: TaskSpec) -> str:
         """Reset the world to a given task (its seed places the objects); return the words."""
-        self.task = task
+        self.task = None  # a scene that fails to spawn leaves no task to check success against
         self.world.reset(task.seed, task)
+        self.task = task
         self.ik.reset(dict(zip(self.world.joint_names(), self.world.joint_positions())))
         self.grasp.reset()
         self.gripper = 0.0
