@@ -90,11 +90,40 @@ def test_camera_timeout_aborts_within_timeout_plus_one_tick(harness, start_serve
     assert harness.pose_count() == poses_at_end
 
 
-def test_goal_without_any_image_aborts_at_once(harness, start_server):
+def test_goal_without_any_image_aborts_after_one_camera_timeout(harness, start_server):
     harness.publish_images = False
-    start_server()
+    start_server(camera_timeout_s=0.5)
+    sent = time.monotonic()
     result, feedback = harness.run('pick', 10)
+    waited = time.monotonic() - sent
     assert result.error_code == Result.CAMERA_TIMEOUT and feedback == []
+    assert result.steps_executed == 0 and harness.pose_count() == 0
+    assert 0.5 <= waited < 0.5 + 2.0
+
+
+def test_goal_sent_before_the_first_frame_runs_once_frames_arrive(harness, start_server):
+    # Right after bring-up a goal can reach the server before the camera does.
+    harness.publish_images = False
+    start_server(camera_timeout_s=3.0)
+    feedback = []
+    handle = harness.send('pick', 4, feedback)
+    time.sleep(0.5)
+    harness.publish_images = True
+    result = harness.result(handle)
+    assert result.error_code == Result.MAX_STEPS_REACHED, result.message
+    assert result.steps_executed == 4
+
+
+def test_goal_canceled_while_waiting_for_its_first_frame_ends_canceled(harness, start_server):
+    harness.publish_images = False
+    start_server(camera_timeout_s=5.0)
+    handle = harness.send('pick', 4)
+    time.sleep(0.3)
+    canceled = time.monotonic()
+    handle.cancel_goal_async()
+    result = harness.result(handle)
+    assert result.error_code == Result.CANCELED and result.steps_executed == 0
+    assert time.monotonic() - canceled < 2.0
 
 
 def test_new_goal_preempts_the_running_one(harness, start_server):

@@ -43,7 +43,8 @@ SERVER_PARAMETERS = (
                   'Action spec of this robot: parts of the action vector, in order.'),
     ParameterSpec('control_rate_hz', 10.0, 'Control loop rate while a goal runs.'),
     ParameterSpec('camera_timeout_s', 0.5,
-                  'A goal aborts with CAMERA_TIMEOUT when the newest image is older than this.'),
+                  'CAMERA_TIMEOUT when the newest image is older than this; '
+                  'a new goal first waits this long.'),
     ParameterSpec('default_max_steps', 200, 'Steps used when a goal asks for max_steps = 0.'),
     ParameterSpec('max_steps_limit', 2000, 'Goals asking for more steps are rejected.'),
     ParameterSpec('max_instruction_length', 256,

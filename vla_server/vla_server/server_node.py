@@ -59,6 +59,8 @@ Result = ExecuteVLATask.Result
 # Threads for the executor: a running goal, a goal waiting to preempt it, the success-service
 # response, the cancel request and the sensor callbacks must all make progress at once.
 EXECUTOR_THREADS = 6
+# How often a goal that waits for its first camera frame looks again (seconds).
+_FIRST_IMAGE_POLL_S = 0.01
 
 
 @dataclass
@@ -265,13 +267,14 @@ class VLAServerNode(Node):
             'goal_id': bytes(goal_handle.goal_id.uuid).hex(), 'instruction': instruction})))
         self.controller.start_goal(self._last_command)
         stats = GoalStats()
+        first_image = self._await_first_image(goal_handle, running)
         next_tick = time.monotonic()
         for step in range(1, max_steps + 1):
             ended = self._interrupted(goal_handle, running, stats)
             if ended:
                 return ended
             tick_started = time.perf_counter()
-            image, image_stamp = self._fresh_image()
+            image, image_stamp = first_image if step == 1 else self._fresh_image()
             if image is None:
                 return self._end(goal_handle, stats, Result.CAMERA_TIMEOUT, (
                     f"no camera image newer than {self.params['camera_timeout_s']} s on "
@@ -299,6 +302,22 @@ class VLAServerNode(Node):
             f"{self.params['success_service']} did not report success")
         return self._end(goal_handle, stats, Result.MAX_STEPS_REACHED,
                          f'max_steps ({max_steps}) reached; {checked}')
+
+    def _await_first_image(self, goal_handle, running: _RunningGoal) -> tuple:
+        """Return the first fresh image of a goal, waiting up to one camera timeout for it.
+
+        A goal sent right after bring-up can arrive before the server's first frame (the camera
+        and the server are still discovering each other): it waits as long as a running goal
+        would tolerate a silent camera instead of ending at once. (None, None) when no frame
+        came, or the goal was canceled or preempted while waiting.
+        """
+        deadline = time.monotonic() + self.params['camera_timeout_s']
+        while True:
+            image, stamp = self._fresh_image()
+            if (image is not None or time.monotonic() >= deadline
+                    or goal_handle.is_cancel_requested or running.preempted.is_set()):
+                return image, stamp
+            time.sleep(_FIRST_IMAGE_POLL_S)
 
     def _interrupted(self, goal_handle, running: _RunningGoal, stats: GoalStats):
         if goal_handle.is_cancel_requested:
