@@ -14,9 +14,7 @@
 
 """Entry point of the vla_sim_bridge executable."""
 
-from humanoid_vla.process_diagnostics import enable_stack_dumps, leave_sigint_to_rclpy
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from vla_ros_common.node_main import run_node
 
 
 def main(args=None) -> None:
@@ -28,26 +26,4 @@ def main(args=None) -> None:
                          'tools/sim_system_packages.txt (EGL or OSMesa)')
     from vla_sim_bridge.bridge_node import SimBridgeNode
 
-    enable_stack_dumps()
-    leave_sigint_to_rclpy()
-    rclpy.init(args=args)
-    node = executor = None
-    try:  # Ctrl-C while the node is still starting must end it cleanly too
-        node = SimBridgeNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # SIGINT shuts the context down; if spin() is building its wait set (on this thread)
-        # just then, it raises RCLError ("context is not valid"), not ExternalShutdownException.
-        if rclpy.ok():
-            raise
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SimBridgeNode, 4, before_destroy=SimBridgeNode.shutdown, args=args)

@@ -73,11 +73,8 @@ from humanoid_vla.actions import ActionSpec, HumanoidAction
 from humanoid_vla.data import EpisodeStorageError, EpisodeWriteError, EpisodeWriter
 from humanoid_vla.data.schema import INDEX_SUFFIXES
 from humanoid_vla.image_conversion import ImageConversionError
-from humanoid_vla.process_diagnostics import enable_stack_dumps, leave_sigint_to_rclpy
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, qos_profile_action_status_default, QoSProfile,
                        ReliabilityPolicy)
@@ -91,6 +88,7 @@ from vla_collector.ros_conversions import (base_velocity_from_msg, image_msg_to_
                                            pose_from_msg, stamp_seconds)
 from vla_collector.sampling import StepSchedule
 from vla_collector.writer_thread import EpisodeWriterThread, WriteResult
+from vla_ros_common.node_main import run_node
 
 # Sensor callbacks, the service or goal watcher waiting on the writer, and a spare.
 EXECUTOR_THREADS = 4
@@ -629,25 +627,5 @@ def main(args=None) -> None:
     # rclpy's MultiThreadedExecutor spins while a ready callback waits for its group; hand the
     # GIL over more often so the callbacks and the writer thread it waits for keep moving.
     sys.setswitchinterval(0.0002)
-    enable_stack_dumps()
-    leave_sigint_to_rclpy()
-    rclpy.init(args=args)
-    node = executor = None
-    try:  # Ctrl-C while the node is still starting must end it cleanly too
-        node = VLACollectorNode()
-        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # SIGINT shuts the context down; if spin() is building its wait set (on this thread)
-        # just then, it raises RCLError ("context is not valid"), not ExternalShutdownException.
-        if rclpy.ok():
-            raise
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=SHUTDOWN_WAIT_S)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(VLACollectorNode, EXECUTOR_THREADS, shutdown_timeout_sec=SHUTDOWN_WAIT_S,
+             args=args)

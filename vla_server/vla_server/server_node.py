@@ -38,18 +38,16 @@ from humanoid_vla.control.goal_stats import GoalStats
 from humanoid_vla.control.policy_loader import load_policy
 from humanoid_vla.image_conversion import ImageConversionError
 from humanoid_vla.policies.base import Observation
-from humanoid_vla.process_diagnostics import enable_stack_dumps, leave_sigint_to_rclpy
 from humanoid_vla.safety import SafetyFilter, SafetyLimits, UnsafeActionError
 import numpy as np
-import rclpy
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
+from vla_ros_common.node_main import run_node
 
 from vla_server.parameters import declare_parameters
 from vla_server.ros_conversions import image_msg_to_rgb, pose_to_msg
@@ -411,25 +409,4 @@ def main(args=None) -> None:
     # and goals ended in CAMERA_TIMEOUT (make demo: 6 of 6 runs; with it: 80 steps, 2 of 2).
     # The recorder needs the same (see vla_collector.collector_node.main).
     sys.setswitchinterval(0.0002)
-    enable_stack_dumps()
-    leave_sigint_to_rclpy()
-    rclpy.init(args=args)
-    node = executor = None
-    try:  # Ctrl-C while the node is still starting must end it cleanly too
-        node = VLAServerNode()
-        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # SIGINT shuts the context down; if spin() is building its wait set (on this thread)
-        # just then, it raises RCLError ("context is not valid"), not ExternalShutdownException.
-        if rclpy.ok():
-            raise
-    finally:
-        if executor is not None:
-            executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(VLAServerNode, EXECUTOR_THREADS, args=args)
