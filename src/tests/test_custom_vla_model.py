@@ -160,6 +160,47 @@ def test_mean_instruction_state_ignores_padding():
     assert modeling.mean_instruction_state(states, None).item() == pytest.approx(104 / 3)
 
 
+def test_instruction_focus_starts_as_the_mean_of_the_real_tokens():
+    torch.manual_seed(0)
+    focus = modeling.InstructionFocus(language_size=6, proprio_size=0)
+    states = torch.randn(2, 4, 6)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    expected = modeling.mean_instruction_state(states, mask)
+    assert torch.allclose(focus(states, mask, None), expected, atol=1e-6)
+
+
+def test_instruction_focus_reads_the_token_the_proprio_points_at():
+    focus = modeling.InstructionFocus(language_size=2, proprio_size=2, key_size=2)
+    with torch.no_grad():
+        focus.key.weight.copy_(torch.eye(2))
+        focus.key.bias.zero_()
+        focus.query_from_proprio.weight.copy_(40.0 * torch.eye(2))
+        focus.query_from_proprio.bias.zero_()
+    grasp_object, place_reference = [1.0, 0.0], [0.0, 1.0]
+    states = torch.tensor([[grasp_object, place_reference]] * 2)
+    hand_open, hand_closed = [1.0, 0.0], [0.0, 1.0]
+    pooled = focus(states, None, torch.tensor([hand_open, hand_closed]))
+    assert pooled[0].tolist() == pytest.approx(grasp_object, abs=1e-6)
+    assert pooled[1].tolist() == pytest.approx(place_reference, abs=1e-6)
+    with pytest.raises(ValueError, match='proprio'):
+        focus(states, None, None)
+
+
+def test_attention_film_pooling_trains_its_query_from_the_proprio():
+    torch.manual_seed(0)
+    config = grounding_config(film_pooling='attention', use_proprio=True, proprio_dim=5)
+    model = CustomVLAModel(config).train()
+    pixels, actions = make_batch(config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    proprio = torch.randn(2, 5)
+    inputs = {'instruction_embeddings': tokens, 'attention_mask': mask, 'actions': actions}
+    model(pixels, **inputs, proprio=proprio).loss.backward()
+    focus = model.instruction_focus
+    for parameter in (focus.key.weight, focus.query, focus.query_from_proprio.weight):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+    assert CustomVLAModel(grounding_config()).instruction_focus is None
+
+
 def test_spatial_soft_argmax_finds_a_peak():
     layer = modeling.SpatialSoftArgmax(channels=1, keypoints=1)
     with torch.no_grad():
@@ -279,6 +320,8 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'spatial_keypoints': 2}, 'need vision_backbone "conv"'),
     ({'vision_backbone': 'conv', 'spatial_keypoints': -1}, 'spatial_keypoints'),
     ({'subgoal_loss_weight': -0.1}, 'subgoal_loss_weight'),
+    ({'vision_backbone': 'conv', 'language_film': True, 'film_pooling': 'max'}, 'film_pooling'),
+    ({'vision_backbone': 'conv', 'film_pooling': 'attention'}, 'needs language_film'),
 ])
 def test_config_validation(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -14,6 +14,7 @@ from transformers import CLIPVisionConfig, PretrainedConfig
 LANGUAGE_ENCODERS = ('minilm', 'tiny')
 LOSS_TYPES = ('l1', 'mse')
 POOLING_MODES = ('mean', 'readout')
+FILM_POOLING_MODES = ('mean', 'attention')
 VISION_BACKBONES = ('vit', 'conv')
 CONV_STRIDE = 16  # pixels per token side of the conv backbone
 MINILM_HIDDEN_SIZE = 384
@@ -77,6 +78,12 @@ class CustomVLAConfig(PretrainedConfig):
     - ``language_film``: the instruction (its mean token state) scales and shifts every channel
       of every convolution stage (FiLM, as in RT-1 and BC-Z), so the image features themselves
       can say "this is the named object" instead of leaving that to later attention.
+    - ``film_pooling``: how the instruction's token states become that one vector.  ``"mean"``
+      averages them; ``"attention"`` weights them by a learnt query plus a projection of the
+      proprioception (``use_proprio``), starting out as the mean.  "pick up the red cup and
+      place it on the plate" names two objects, and their average modulates the image for
+      both; a query that sees the hand's joints can read the cup before the grasp and the
+      plate after it.
     - ``spatial_keypoints``: that many learnt heat maps over the stride-8 feature grid, each
       read out as its expected image position (spatial soft-argmax); the coordinates join the
       fusion layers as one more token.  The camera is fixed, so an image position is a table
@@ -114,6 +121,7 @@ class CustomVLAConfig(PretrainedConfig):
     vision_backbone: str = 'vit'
     initializer_range: float = 0.02
     language_film: bool = False
+    film_pooling: str = 'mean'
     spatial_keypoints: int = 0
     subgoal_loss_weight: float = 0.0
 
@@ -184,6 +192,11 @@ class CustomVLAConfig(PretrainedConfig):
                 'backbone')
         if (self.language_film or self.spatial_keypoints) and self.vision_backbone != 'conv':
             raise ValueError('language_film and spatial_keypoints need vision_backbone "conv"')
+        if self.film_pooling not in FILM_POOLING_MODES:
+            raise ValueError(
+                f'film_pooling must be one of {FILM_POOLING_MODES}, got {self.film_pooling!r}')
+        if self.film_pooling != 'mean' and not self.language_film:
+            raise ValueError(f'film_pooling {self.film_pooling!r} needs language_film=True')
         if self.spatial_keypoints < 0:
             raise ValueError(f'spatial_keypoints must be >= 0, got {self.spatial_keypoints}')
         if self.subgoal_loss_weight < 0:

@@ -141,6 +141,43 @@ class ConvVisionEncoder(nn.Module):
         return pairs
 
 
+class InstructionFocus(nn.Module):
+    """
+    Attention pooling of the instruction's token states, queried by the robot's state.
+
+    The FiLM vector of the conv stages must name the object that matters now; an instruction
+    naming two (what to grasp, where to put it) averages them.  The query is a learnt vector
+    plus a projection of the proprioception, so the weights can move from the grasped object
+    to the place reference once the hand has closed.  A zero query gives equal weights: the
+    module starts out as the mean it replaces.
+    """
+
+    def __init__(self, language_size: int, proprio_size: int, key_size: int = 64) -> None:
+        super().__init__()
+        self.key = nn.Linear(language_size, key_size)
+        self.query = nn.Parameter(torch.zeros(key_size))
+        self.query_from_proprio = nn.Linear(proprio_size, key_size) if proprio_size else None
+        self.scale = 1.0 / math.sqrt(key_size)
+
+    def forward(
+        self,
+        states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        proprio: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Return ``(B, Hl)`` for token states ``(B, L, Hl)`` and proprio ``(B, P)``."""
+        query = self.query.expand(states.shape[0], -1)
+        if self.query_from_proprio is not None:
+            if proprio is None:
+                raise ValueError('this model pools the instruction by proprio: pass proprio')
+            query = query + self.query_from_proprio(proprio.to(query.device, query.dtype))
+        scores = torch.einsum('blk,bk->bl', self.key(states), query) * self.scale
+        if attention_mask is not None:
+            real = attention_mask.to(device=scores.device, dtype=torch.bool)
+            scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
+        return torch.einsum('bl,blh->bh', scores.softmax(dim=-1), states)
+
+
 class SpatialSoftArgmax(nn.Module):
     """
     Learnt heat maps over a feature map, each read out as its expected (x, y) in [-1, 1].
@@ -283,6 +320,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             nn.GELU(),
             nn.Linear(config.hidden_size, config.chunk_size * config.action_dim),
         )
+        self.instruction_focus = None
+        if config.film_pooling == 'attention':
+            self.instruction_focus = InstructionFocus(
+                config.language_hidden_size, config.proprio_dim if config.use_proprio else 0)
         self.keypoints = None
         self.keypoint_proj = None
         if config.spatial_keypoints:
@@ -484,10 +525,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'instruction_embeddings must be (B={batch_size}, L, '
                 f'{self.config.language_hidden_size}), got {tuple(instruction_embeddings.shape)}'
             )
-        film_context = None
-        if self.config.language_film:
-            film_context = mean_instruction_state(instruction_embeddings, attention_mask).to(
-                self.vision_proj.weight.device, self.vision_proj.weight.dtype)
+        film_context = self._film_context(instruction_embeddings, attention_mask, proprio)
         vision_tokens, feature_map = self._encode_image(pixel_values, film_context)
         device = vision_tokens.device
         context = self.language_proj(instruction_embeddings.to(device, vision_tokens.dtype))
@@ -516,6 +554,21 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 loss = loss + self.subgoal_loss(subgoal, subgoal_actions)
         return CustomVLAOutput(loss=loss, predicted_actions=predicted, action_loss=action_loss,
                                predicted_subgoal=subgoal)
+
+    def _film_context(
+        self,
+        instruction_embeddings: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        proprio: torch.Tensor | None,
+    ) -> torch.Tensor | None:
+        """Return the ``(B, Hl)`` vector that modulates the conv stages (None without FiLM)."""
+        if not self.config.language_film:
+            return None
+        weight = self.vision_proj.weight
+        states = instruction_embeddings.to(weight.device, weight.dtype)
+        if self.instruction_focus is None:
+            return mean_instruction_state(states, attention_mask)
+        return self.instruction_focus(states, attention_mask, proprio)
 
     def subgoal_loss(
         self, predicted: torch.Tensor | None, subgoal_actions: torch.Tensor
