@@ -119,6 +119,24 @@ class CustomVLAPolicy(Policy):
 
     def predict_normalized(self, observation: Observation) -> np.ndarray:
         """Return the model's raw (chunk_size, dim) prediction in normalised units."""
+        output = self._forward(observation)
+        return output.predicted_actions[0].float().cpu().numpy().astype(np.float64)
+
+    def predict_subgoal(self, observation: Observation) -> np.ndarray | None:
+        """
+        Return the subgoal head's (dim,) action in robot units, or None without that head.
+
+        The subgoal is where the current gripper segment ends (the touch point, the grasp
+        pose): what a probe of "does it reach for the named object" reads.
+        """
+        subgoal = self._forward(observation).predicted_subgoal
+        if subgoal is None:
+            return None
+        normalized = subgoal[0].float().cpu().numpy().astype(np.float64)[None, :]
+        return np.asarray(self.stats.unnormalize(normalized), dtype=np.float64)[0]
+
+    def _forward(self, observation: Observation):
+        """Run the model on one observation; return its CustomVLAOutput."""
         proprio_dim = self.config.proprio_dim if self.config.use_proprio else None
         validate_observation(observation, proprio_dim=proprio_dim)
         text = observation.instruction if self.use_instruction else ''
@@ -129,13 +147,12 @@ class CustomVLAPolicy(Policy):
                 np.asarray(observation.proprio, dtype=np.float32), device=self.device
             ).unsqueeze(0)
         with torch.inference_mode():
-            output = self.model(
+            return self.model(
                 pixel_values=self.preprocess(observation.image),
                 instruction_embeddings=tokens,
                 attention_mask=mask,
                 proprio=proprio,
             )
-        return output.predicted_actions[0].float().cpu().numpy().astype(np.float64)
 
     def predict(self, observation: Observation) -> np.ndarray:
         """Return (chunk_size, dim) actions, or (1, dim) when ensembling, in robot units."""

@@ -1,0 +1,123 @@
+"""The grounding probe names each object of a real scene in turn and scores where answers land."""
+
+import dataclasses
+import os
+
+from humanoid_vla.actions import ActionSpec
+from humanoid_vla.checkpoint import save_untrained_checkpoint
+from humanoid_vla.evaluation.grounding import (format_summary, named_candidates, nearest_object,
+                                               probe, reworded)
+from humanoid_vla.models import CustomVLAConfig
+from humanoid_vla.policies.base import Observation
+from humanoid_vla.sim import assets
+from humanoid_vla.sim.catalog import split_name, words
+from humanoid_vla.sim.gl import select_gl_backend
+from humanoid_vla.sim.tasks import sample_task
+import numpy as np
+import pytest
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+GL_BACKEND = select_gl_backend()
+pytest.importorskip('mujoco', reason='MuJoCo is not installed (see requirements.txt)')
+pytest.importorskip('mink', reason='mink is not installed (see requirements.txt)')
+from humanoid_vla.policies.custom import CustomVLAPolicy  # noqa: E402,I100
+from humanoid_vla.sim.episode_runner import SimEnvironment  # noqa: E402
+
+SEEDS = range(10000, 10006)
+
+
+@pytest.fixture(scope='module')
+def env():
+    """One environment for the module."""
+    if GL_BACKEND is None:
+        pytest.skip('no offscreen OpenGL backend')
+    try:
+        env = SimEnvironment()
+    except assets.RobotAssetsNotFoundError as error:
+        pytest.skip(str(error))
+    yield env
+    env.close()
+
+
+class ReadsTheInstruction:
+    """Answers with the centre of the object the instruction names (looked up in the world)."""
+
+    def __init__(self, env) -> None:
+        self.env = env
+
+    def predict_subgoal(self, observation):
+        named = [name for name in self.env.world.object_names()
+                 if words(name) in observation.instruction]
+        # The place reference is named after the target in pick-and-place instructions.
+        first = min(named, key=lambda name: observation.instruction.index(words(name)))
+        return np.concatenate([self.env.world.object_pose(first)[0], [0, 0, 0, 1, 0]])
+
+
+class IgnoresTheInstruction(ReadsTheInstruction):
+    """Answers with the centre of the scene's first object whatever is named."""
+
+    def predict_subgoal(self, observation):
+        first = self.env.world.object_names()[0]
+        return np.concatenate([self.env.world.object_pose(first)[0], [0, 0, 0, 1, 0]])
+
+
+def test_candidates_leave_out_the_place_reference_and_what_cannot_be_picked():
+    touch = sample_task(10000, 'touch')
+    assert named_candidates(touch) == list(touch.objects)
+    pick = sample_task(10000, 'pick_place')
+    candidates = named_candidates(pick)
+    assert pick.target in candidates and pick.reference not in candidates
+    assert all(split_name(name)[1] != 'plate' for name in candidates)
+
+
+def test_rewording_names_another_object_and_keeps_the_reference():
+    task = next(task for task in (sample_task(seed, 'pick_place') for seed in SEEDS)
+                if len(named_candidates(task)) > 1)
+    other = next(name for name in named_candidates(task) if name != task.target)
+    text = reworded(task, other)
+    assert words(other) in text and words(task.reference) in text
+    assert text.replace(words(other), words(task.target), 1) == task.instruction
+    with pytest.raises(ValueError, match='does not name'):
+        reworded(dataclasses.replace(task, instruction='wave'), other)
+
+
+def test_nearest_object_uses_the_table_plane():
+    positions = {'a': np.array([0.0, 0.0, 0.0]), 'b': np.array([0.1, 0.0, 0.5])}
+    assert nearest_object(np.array([0.09, 0.0, 0.0]), positions) == 'b'
+
+
+def test_a_policy_that_reads_the_instruction_hits_every_query(env):
+    summary = probe(ReadsTheInstruction(env), env, SEEDS).summary()
+    assert summary['all']['hits'] == summary['all']['queries'] > len(SEEDS) * 2
+    assert summary['all']['median_error_m'] < 1e-3
+    assert 'touch' in format_summary('oracle', summary)
+
+
+def test_a_policy_that_ignores_the_instruction_stays_at_or_below_chance(env):
+    summary = probe(IgnoresTheInstruction(env), env, SEEDS).summary()
+    assert summary['all']['hits'] <= len(SEEDS) * 2
+    assert summary['all']['hit_rate'] <= summary['all']['chance'] < 0.5
+
+
+def small_config(**extra) -> CustomVLAConfig:
+    return CustomVLAConfig(
+        image_size=32, vision_backbone='conv', vision_hidden_size=32, vision_heads=2,
+        hidden_size=32, num_heads=4, language_encoder='tiny', tiny_language_hidden_size=16,
+        tiny_language_layers=1, action_dim=8, chunk_size=2, **extra)
+
+
+def test_a_checkpoint_is_probed_through_its_subgoal_head(env, tmp_path):
+    spec = ActionSpec(('right_hand_pose', 'right_gripper'))
+    config = small_config(use_proprio=True, proprio_dim=43, pooling='readout',
+                          language_film=True, film_pooling='attention', spatial_keypoints=2,
+                          subgoal_loss_weight=1.0)
+    policy = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'ckpt', spec, config))
+    summary = probe(policy, env, SEEDS[:2], families=('touch',)).summary()
+    assert summary['touch']['queries'] == 8 and summary['all']['median_error_m'] > 0.0
+    env.reset_task(sample_task(SEEDS[0], 'touch'))
+    seen = env.observe()
+    observation = Observation(seen['image'], 'touch the red cup', seen['joint_positions'])
+    subgoal = policy.predict_subgoal(observation)
+    assert subgoal.shape == (spec.dim,) and np.all(np.isfinite(subgoal))
+    plain = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'plain', spec, small_config()))
+    assert plain.predict_subgoal(Observation(seen['image'], 'touch the red cup')) is None
