@@ -53,6 +53,16 @@ class ReadsTheInstruction:
         return np.concatenate([self.env.world.object_pose(first)[0], [0, 0, 0, 1, 0]])
 
 
+class ReachesForThePlaceReference(ReadsTheInstruction):
+    """Answers with the place reference of a pick-and-place (the named object for touch)."""
+
+    def predict_subgoal(self, observation):
+        reference = self.env.task.reference
+        if reference is None:
+            return super().predict_subgoal(observation)
+        return np.concatenate([self.env.world.object_pose(reference)[0], [0, 0, 0, 1, 0]])
+
+
 class IgnoresTheInstruction(ReadsTheInstruction):
     """Answers with the centre of the scene's first object whatever is named."""
 
@@ -91,6 +101,14 @@ def test_a_policy_that_reads_the_instruction_hits_every_query(env):
     assert summary['all']['hits'] == summary['all']['queries'] > len(SEEDS) * 2
     assert summary['all']['median_error_m'] < 1e-3
     assert 'touch' in format_summary('oracle', summary)
+
+
+def test_answers_at_the_place_reference_are_counted_as_such(env):
+    summary = probe(ReachesForThePlaceReference(env), env, SEEDS).summary()
+    pick = summary['pick_place']
+    assert pick['hits'] == 0 and pick['to_reference'] == pick['queries'] > 0
+    assert summary['touch']['hit_rate'] == 1.0 and summary['touch']['to_reference'] == 0
+    assert 'nearest the place reference' in format_summary('confused', summary)
 
 
 def test_a_policy_that_ignores_the_instruction_stays_at_or_below_chance(env):

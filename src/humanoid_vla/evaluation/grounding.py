@@ -10,7 +10,9 @@ The answer is the policy's subgoal (where the current gripper segment ends: the 
 the grasp pose) or, for a checkpoint without a subgoal head, the last action of its first
 chunk. It is a *hit* when, in the table plane, it lies closer to the named object than to any
 other object on the table. A policy that ignores the instruction points at one place whatever
-is named, so it hits at most one query per scene: ``chance`` is scenes / queries.
+is named, so it hits at most one query per scene: ``chance`` is scenes / queries. For
+pick-and-place the answers nearest the place reference are counted too (``to_reference``): a
+model that mixes up the object to grasp with the one to put it by lands there.
 
 In-process and ROS-free (rendering needs MUJOCO_GL): one scene costs a render and one forward
 pass per named object, so two checkpoints are compared in about a minute here, where the closed
@@ -60,12 +62,14 @@ class GroundingReport:
     queries: dict[str, int] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     scene_counts: dict[str, int] = field(default_factory=dict)
+    to_reference: dict[str, int] = field(default_factory=dict)
     errors_m: list[float] = field(default_factory=list)
 
-    def add(self, family: str, hit: bool, error_m: float) -> None:
+    def add(self, family: str, hit: bool, error_m: float, to_reference: bool = False) -> None:
         """Count one query."""
         self.queries[family] = self.queries.get(family, 0) + 1
         self.hits[family] = self.hits.get(family, 0) + int(hit)
+        self.to_reference[family] = self.to_reference.get(family, 0) + int(to_reference)
         self.errors_m.append(error_m)
 
     def summary(self) -> dict[str, object]:
@@ -75,7 +79,8 @@ class GroundingReport:
             result[family] = {
                 'hits': self.hits[family], 'queries': self.queries[family],
                 'hit_rate': self.hits[family] / self.queries[family],
-                'chance': self.scene_counts[family] / self.queries[family]}
+                'chance': self.scene_counts[family] / self.queries[family],
+                'to_reference': self.to_reference[family]}
         total = sum(self.queries.values())
         result['all'] = {
             'hits': sum(self.hits.values()), 'queries': total,
@@ -111,7 +116,8 @@ def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
                                           np.asarray(seen['joint_positions'], np.float32))
                 point = answer_point(policy, observation)
                 error = float(np.linalg.norm(point[:2] - positions[name][:2]))
-                report.add(family, nearest_object(point, positions) == name, error)
+                nearest = nearest_object(point, positions)
+                report.add(family, nearest == name, error, nearest == task.reference)
     return report
 
 
@@ -121,6 +127,8 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
     for key, cell in summary.items():
         line = (f'  {key:<10} {cell["hits"]:4d} / {cell["queries"]:<4d} '
                 f'= {cell["hit_rate"]:6.1%}  (chance {cell["chance"]:.1%})')
+        if cell.get('to_reference'):
+            line += f'  {cell["to_reference"]} nearest the place reference'
         if cell.get('median_error_m') is not None:
             line += f'  median xy error {100 * cell["median_error_m"]:.1f} cm'
         lines.append(line)
