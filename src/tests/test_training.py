@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from humanoid_vla.actions import ActionSpecMismatchError
+from humanoid_vla.checkpoint import load_checkpoint
 from humanoid_vla.data import EpisodeDataset, EpisodeReader, EpisodeReadError, EpisodeWriter
 from humanoid_vla.evaluation import evaluate_offline
 from humanoid_vla.models import CustomVLAConfig
@@ -111,6 +112,17 @@ def test_a_short_run_lowers_the_loss(trained):
     assert last < 0.75 * first, (first, last)
     assert [step for step, _ in trained.valid_losses] == [40, 80]
     assert all(np.isfinite(loss) for _, loss in trained.valid_losses)
+
+
+def test_bf16_autocast_on_cpu_learns_and_keeps_fp32_weights(dataset, tmp_path):
+    config = make_config(dataset, tmp_path / 'bf16', max_steps=80, batch_size=16,
+                         precision='bf16', model={**TINY_MODEL, 'dropout': 0.0})
+    trainer = run_training(config)
+    first, last = np.mean(trainer.losses[:10]), np.mean(trainer.losses[-10:])
+    assert last < 0.75 * first, (first, last)
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+    saved = load_checkpoint(tmp_path / 'bf16' / 'final')
+    assert {p.dtype for p in saved.model.parameters()} == {torch.float32}
 
 
 def test_output_directory_layout(trained):
