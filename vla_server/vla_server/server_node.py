@@ -302,7 +302,8 @@ class VLAServerNode(Node):
                          f'max_steps ({max_steps}) reached; {checked}')
 
     def _await_first_image(self, goal_handle, running: _RunningGoal) -> tuple:
-        """Return the first fresh image of a goal, waiting up to one camera timeout for it.
+        """
+        Return the first fresh image of a goal, waiting up to one camera timeout for it.
 
         A goal sent right after bring-up can arrive before the server's first frame (the camera
         and the server are still discovering each other): it waits as long as a running goal
