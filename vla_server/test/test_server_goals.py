@@ -26,7 +26,7 @@ def test_success_service_ends_the_goal_with_success(harness, start_server):
     harness.success_after_calls = 2
     start_server(success_service=f'{harness.ns}/task_success', success_check_period=3)
     result, feedback = harness.run('touch the blue block', 50)
-    assert (result.success, result.error_code) == (True, Result.SUCCEEDED)
+    assert (result.success, result.error_code) == (True, Result.SUCCEEDED), result.message
     assert result.steps_executed == 6 and len(feedback) == 6
     assert harness.success_calls == 2
 
