@@ -9,7 +9,6 @@ from humanoid_vla.evaluation.grounding import (format_summary, named_candidates,
                                                probe, reworded)
 from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies.base import Observation
-from humanoid_vla.sim import assets
 from humanoid_vla.sim.catalog import split_name, words
 from humanoid_vla.sim.gl import select_gl_backend
 from humanoid_vla.sim.tasks import sample_task
@@ -21,22 +20,12 @@ GL_BACKEND = select_gl_backend()
 pytest.importorskip('mujoco', reason='MuJoCo is not installed (see requirements.txt)')
 pytest.importorskip('mink', reason='mink is not installed (see requirements.txt)')
 from humanoid_vla.policies.custom import CustomVLAPolicy  # noqa: E402,I100
-from humanoid_vla.sim.episode_runner import SimEnvironment  # noqa: E402
 
 SEEDS = range(10000, 10006)
 
 
-@pytest.fixture(scope='module')
-def env():
-    """One environment for the module."""
-    if GL_BACKEND is None:
-        pytest.skip('no offscreen OpenGL backend')
-    try:
-        env = SimEnvironment()
-    except assets.RobotAssetsNotFoundError as error:
-        pytest.skip(str(error))
-    yield env
-    env.close()
+# The probe renders every scene: the `env` fixture (conftest.py) needs an offscreen GL backend.
+needs_rendering = pytest.mark.skipif(GL_BACKEND is None, reason='no offscreen OpenGL backend')
 
 
 class ReadsTheInstruction:
@@ -96,6 +85,7 @@ def test_nearest_object_uses_the_table_plane():
     assert nearest_object(np.array([0.09, 0.0, 0.0]), positions) == 'b'
 
 
+@needs_rendering
 def test_a_policy_that_reads_the_instruction_hits_every_query(env):
     summary = probe(ReadsTheInstruction(env), env, SEEDS).summary()
     assert summary['all']['hits'] == summary['all']['queries'] > len(SEEDS) * 2
@@ -103,6 +93,7 @@ def test_a_policy_that_reads_the_instruction_hits_every_query(env):
     assert 'touch' in format_summary('oracle', summary)
 
 
+@needs_rendering
 def test_answers_at_the_place_reference_are_counted_as_such(env):
     summary = probe(ReachesForThePlaceReference(env), env, SEEDS).summary()
     pick = summary['pick_place']
@@ -111,6 +102,7 @@ def test_answers_at_the_place_reference_are_counted_as_such(env):
     assert 'nearest the place reference' in format_summary('confused', summary)
 
 
+@needs_rendering
 def test_a_policy_that_ignores_the_instruction_stays_at_or_below_chance(env):
     summary = probe(IgnoresTheInstruction(env), env, SEEDS).summary()
     assert summary['all']['hits'] <= len(SEEDS) * 2
@@ -124,6 +116,7 @@ def small_config(**extra) -> CustomVLAConfig:
         tiny_language_layers=1, action_dim=8, chunk_size=2, **extra)
 
 
+@needs_rendering
 def test_a_checkpoint_is_probed_through_its_subgoal_head(env, tmp_path):
     spec = ActionSpec(('right_hand_pose', 'right_gripper'))
     config = small_config(use_proprio=True, proprio_dim=43, pooling='readout',

@@ -4,7 +4,6 @@ import dataclasses
 import os
 import time
 
-from humanoid_vla.sim import assets
 from humanoid_vla.sim.gl import select_gl_backend
 from humanoid_vla.sim.layout import SceneLayoutError
 from humanoid_vla.sim.tasks import sample_task
@@ -17,7 +16,7 @@ mujoco = pytest.importorskip('mujoco', reason='MuJoCo is not installed (see requ
 pytest.importorskip('mink', reason='mink is not installed (see requirements.txt)')
 # Modules that import mujoco and mink come after the skips.
 from humanoid_vla.sim import scene  # noqa: E402,I100
-from humanoid_vla.sim.episode_runner import ACTION_DIM, SimEnvironment  # noqa: E402,I100
+from humanoid_vla.sim.episode_runner import ACTION_DIM  # noqa: E402,I100
 from humanoid_vla.sim.expert import MAX_ROTATION_STEP, MAX_STEP  # noqa: E402
 from humanoid_vla.sim.expert import run_expert_episode, ScriptedExpert  # noqa: E402
 
@@ -25,17 +24,6 @@ MIN_SUCCESS_RATE = 0.95
 QUICK_SEEDS = 20
 SLOW_SEEDS = 40
 MAX_STEPS = 80  # 8 s of simulated time at 10 Hz
-
-
-@pytest.fixture(scope='module')
-def env():
-    """One environment (world, IK, grasp assist) for the module."""
-    try:
-        env = SimEnvironment()
-    except assets.RobotAssetsNotFoundError as error:
-        pytest.skip(str(error))
-    yield env
-    env.close()
 
 
 def success_rate(env, family: str, split: str, seeds: range) -> tuple[float, list]:
