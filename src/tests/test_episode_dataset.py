@@ -103,6 +103,14 @@ def test_segment_end_steps_marks_where_each_run_of_equal_values_ends():
         dataset_module.segment_end_steps(np.zeros((2, 2)))
 
 
+def test_segment_indices_count_the_changes_so_far():
+    gripper = np.array([0, 0, 1, 1, 0, 0, 0])
+    assert dataset_module.segment_indices(gripper).tolist() == [0, 0, 1, 1, 2, 2, 2]
+    assert dataset_module.segment_indices(np.ones(3)).tolist() == [0, 0, 0]
+    with pytest.raises(ValueError, match='non-empty 1-D'):
+        dataset_module.segment_indices(np.zeros(0))
+
+
 def test_subgoal_is_the_action_ending_the_segment_of_the_first_action(tmp_path):
     gripper = [0, 0, 0, 1, 1, 0]
     path = tmp_path / 'segments.hdf5'
@@ -116,6 +124,8 @@ def test_subgoal_is_the_action_ending_the_segment_of_the_first_action(tmp_path):
     subgoal_steps = [int(data[step]['subgoal'][0]) for step in range(len(gripper))]
     # Frame 0's first action is step 1, whose segment (gripper 0) ends at step 2, and so on.
     assert subgoal_steps == [2, 2, 4, 4, 5, 5]
+    # ... and the segment index counts the gripper changes before that first action.
+    assert [data[step]['subgoal_segment'] for step in range(len(gripper))] == [0, 0, 1, 1, 2, 2]
     assert 'subgoal' not in EpisodeDataset(path, split=None, image_size=8)[0]
     with pytest.raises(EpisodeReadError, match='subgoal_dim 2'):
         EpisodeDataset(path, split=None, image_size=8, subgoal_dim=2)

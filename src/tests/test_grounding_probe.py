@@ -42,6 +42,18 @@ class ReadsTheInstruction:
         return np.concatenate([self.env.world.object_pose(first)[0], [0, 0, 0, 1, 0]])
 
 
+class SeesTheNamedObject(ReadsTheInstruction):
+    """Answers through a grounding map that peaks where the named object is in the image."""
+
+    def predict_grounding(self, observation):
+        subgoal = self.predict_subgoal(observation)
+        camera = self.env.world.camera_in_base()
+        return np.stack([camera.project(subgoal[:3]), [0.0, 0.0]])
+
+    def predict(self, observation):
+        raise AssertionError('the probe should read the map, not the actions')
+
+
 class ReachesForThePlaceReference(ReadsTheInstruction):
     """Answers with the place reference of a pick-and-place (the named object for touch)."""
 
@@ -109,6 +121,20 @@ def test_a_policy_that_ignores_the_instruction_stays_at_or_below_chance(env):
     assert summary['all']['hit_rate'] <= summary['all']['chance'] < 0.5
 
 
+@needs_rendering
+def test_a_grounding_map_is_read_on_the_named_objects_height(env):
+    summary = probe(SeesTheNamedObject(env), env, SEEDS[:3], answer='map').summary()
+    assert summary['all']['hits'] == summary['all']['queries'] > 6
+    assert summary['all']['median_error_m'] < 1e-6
+    # Without the map the same policy is read through its subgoal; without either, it fails.
+    assert probe(SeesTheNamedObject(env), env, SEEDS[:1],
+                 answer='subgoal').summary()['all']['hit_rate'] == 1.0
+    with pytest.raises(ValueError, match='grounding maps'):
+        probe(ReadsTheInstruction(env), env, SEEDS[:1], answer='map')
+    with pytest.raises(ValueError, match='answer must be one of'):
+        probe(ReadsTheInstruction(env), env, SEEDS[:1], answer='guess')
+
+
 def small_config(**extra) -> CustomVLAConfig:
     return CustomVLAConfig(
         image_size=32, vision_backbone='conv', vision_hidden_size=32, vision_heads=2,
@@ -132,3 +158,17 @@ def test_a_checkpoint_is_probed_through_its_subgoal_head(env, tmp_path):
     assert subgoal.shape == (spec.dim,) and np.all(np.isfinite(subgoal))
     plain = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'plain', spec, small_config()))
     assert plain.predict_subgoal(Observation(seen['image'], 'touch the red cup')) is None
+
+
+@needs_rendering
+def test_a_checkpoint_with_grounding_maps_is_probed_through_its_first_map(env, tmp_path):
+    spec = ActionSpec(('right_hand_pose', 'right_gripper'))
+    config = small_config(pooling='readout', language_film=True, grounding_maps=2)
+    policy = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'ckpt', spec, config))
+    summary = probe(policy, env, SEEDS[:2], families=('touch',)).summary()
+    assert summary['touch']['queries'] == 8 and summary['all']['median_error_m'] > 0.0
+    env.reset_task(sample_task(SEEDS[0], 'touch'))
+    grounding = policy.predict_grounding(Observation(env.observe()['image'], 'touch the cup'))
+    assert grounding.shape == (2, 2) and np.all(np.abs(grounding) <= 1.0)
+    plain = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'plain', spec, small_config()))
+    assert plain.predict_grounding(Observation(env.observe()['image'], 'touch the cup')) is None

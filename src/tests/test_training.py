@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from humanoid_vla.actions import ActionSpecMismatchError
+from humanoid_vla.camera_projection import PinholeCamera
 from humanoid_vla.checkpoint import load_checkpoint
 from humanoid_vla.data import EpisodeDataset, EpisodeReader, EpisodeReadError, EpisodeWriter
 from humanoid_vla.evaluation import evaluate_offline
@@ -308,6 +309,52 @@ def test_subgoal_part_trains_the_subgoal_head_and_is_checked(dataset, tmp_path):
         make_config(dataset, tmp_path / 'b', subgoal_part='right_gripper')
     with pytest.raises(TrainingConfigError, match='not one of the action_parts'):
         make_config(dataset, tmp_path / 'c', model=model, subgoal_part='left_gripper')
+
+
+# Looking straight down from 1.3 m with 90 degrees of view: the fixture's hand positions
+# (x in [0, 1], y = +-0.5, z = 0.3) are 1 m away and all inside the image.
+DOWN_CAMERA = {'position': [0.0, 0.0, 1.3], 'quaternion_xyzw': [0.0, 0.0, -0.7071068, 0.7071068],
+               'fovy_deg': 90.0}
+
+
+def test_grounding_targets_are_image_positions_of_their_segment_map():
+    camera = PinholeCamera.from_mapping(DOWN_CAMERA)
+    positions = np.array([[0.0, 0.0, 0.3], [0.5, -0.5, 0.3], [0.0, 0.0, 0.3], [3.0, 0.0, 0.3],
+                          [0.0, 0.0, 2.0]])
+    targets, maps = trainer_module.grounding_targets(camera, positions,
+                                                     np.array([0, 1, 2, 0, 0]), maps=2)
+    assert targets[0].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert targets[1].tolist() == pytest.approx([0.5, -0.5], abs=1e-6)
+    # Segment 2 has no map; a point outside the image or behind the camera trains none.
+    assert maps.tolist() == [0, 1, -1, -1, -1]
+    assert np.isfinite(targets).all()
+
+
+def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_path):
+    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+             'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}
+    config = make_config(dataset, tmp_path / 'out', max_steps=2, eval_every=2, model=model,
+                         subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA)
+    trainer = run_training(config)
+    inputs = trainer.model_inputs(next(iter(trainer._loader)))
+    assert inputs['grounding_targets'].shape == (8, 2)
+    assert set(inputs['grounding_target_maps'].tolist()) <= {-1, 0, 1}
+    assert 0.0 < trainer.valid_grounding_error < 2.0 * np.sqrt(2.0)
+    assert 'grounding error' in trainer._grounding_note()
+    saved = yaml.safe_load((tmp_path / 'out' / trainer_module.CONFIG_RECORD_FILENAME).read_text())
+    assert saved['grounding_camera'] == DOWN_CAMERA
+    no_maps = {**model, 'grounding_maps': 0}
+    with pytest.raises(TrainingConfigError, match='go together'):
+        make_config(dataset, tmp_path / 'a', model=no_maps, subgoal_part='right_gripper',
+                    grounding_camera=DOWN_CAMERA)
+    with pytest.raises(TrainingConfigError, match='go together'):
+        make_config(dataset, tmp_path / 'b', model=model, subgoal_part='right_gripper')
+    with pytest.raises(TrainingConfigError, match='need subgoal_part'):
+        make_config(dataset, tmp_path / 'c', model={**model, 'subgoal_loss_weight': 0.0},
+                    grounding_camera=DOWN_CAMERA)
+    with pytest.raises(TrainingConfigError, match='grounding_camera: .*fovy_deg'):
+        make_config(dataset, tmp_path / 'd', model=model, subgoal_part='right_gripper',
+                    grounding_camera={**DOWN_CAMERA, 'fovy_deg': 200})
 
 
 def test_missing_data_file_is_named(tmp_path):

@@ -39,6 +39,7 @@ class _EpisodeRef:
     actions: np.ndarray
     proprio: np.ndarray | None
     segment_ends: np.ndarray | None = None
+    segment_indices: np.ndarray | None = None
 
     @property
     def length(self) -> int:
@@ -57,6 +58,19 @@ def segment_end_steps(values: np.ndarray) -> np.ndarray:
         raise ValueError(f'values must be a non-empty 1-D array, got shape {values.shape}')
     ends = np.append(np.flatnonzero(values[1:] != values[:-1]), values.size - 1)
     return ends[np.searchsorted(ends, np.arange(values.size))]
+
+
+def segment_indices(values: np.ndarray) -> np.ndarray:
+    """
+    For each step, how many changes of ``values`` came before it.
+
+    With a gripper command: 0 on the way to the touch or grasp, 1 while carrying to the place
+    pose, and so on.  The grounding loss uses it to pick the heat map a frame's subgoal belongs to.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f'values must be a non-empty 1-D array, got shape {values.shape}')
+    return np.concatenate([[0], np.cumsum(values[1:] != values[:-1])]).astype(np.int64)
 
 
 def _uniform(low: float, high: float) -> float:
@@ -110,7 +124,8 @@ class EpisodeDataset(Dataset):
 
     ``subgoal_dim``: the index of an action dimension (the gripper command) whose changes end
     an episode's segments; items then hold ``subgoal`` float32 (D,), the action at the end of
-    the segment of their first action (see :func:`segment_end_steps`).
+    the segment of their first action (see :func:`segment_end_steps`), and ``subgoal_segment``
+    int, the index of that segment (see :func:`segment_indices`).
     """
 
     def __init__(
@@ -189,13 +204,14 @@ class EpisodeDataset(Dataset):
                 if self._proprio_key is not None:
                     proprio = group['obs'][self._proprio_key][()].astype(np.float32)
                 actions = group['actions'][()].astype(np.float32)
-                segment_ends = None
+                segment_ends = indices = None
                 if self._subgoal_dim is not None:
                     if not -actions.shape[1] <= self._subgoal_dim < actions.shape[1]:
                         raise EpisodeReadError(
                             f'subgoal_dim {self._subgoal_dim} is outside the '
                             f'{actions.shape[1]} action dimensions of {name} of {path}')
                     segment_ends = segment_end_steps(actions[:, self._subgoal_dim])
+                    indices = segment_indices(actions[:, self._subgoal_dim])
                 self._episodes.append(_EpisodeRef(
                     path_index=path_index,
                     name=name,
@@ -203,6 +219,7 @@ class EpisodeDataset(Dataset):
                     actions=actions,
                     proprio=proprio,
                     segment_ends=segment_ends,
+                    segment_indices=indices,
                 ))
 
     # --- lazy per-process handles -----------------------------------------------------------
@@ -264,8 +281,10 @@ class EpisodeDataset(Dataset):
         if episode.proprio is not None:
             item['proprio'] = torch.from_numpy(episode.proprio[step].copy())
         if episode.segment_ends is not None:
-            end = episode.segment_ends[min(first, episode.length - 1)]
+            current = min(first, episode.length - 1)
+            end = episode.segment_ends[current]
             item['subgoal'] = torch.from_numpy(episode.actions[end].copy())
+            item['subgoal_segment'] = int(episode.segment_indices[current])
         return item
 
     def _prepare_image(self, frame: np.ndarray) -> torch.Tensor:

@@ -6,13 +6,16 @@ Grounding probe: how often the policy reaches for the object the instruction nam
 For every held-out scene the first camera frame is shown to the policy once per object that
 the instruction could name (every object for touch; every pickable one except the place
 reference for pick-and-place), with the scene's own instruction reworded to name that object.
-The answer is the policy's subgoal (where the current gripper segment ends: the touch point,
-the grasp pose) or, for a checkpoint without a subgoal head, the last action of its first
-chunk. It is a *hit* when, in the table plane, it lies closer to the named object than to any
-other object on the table. A policy that ignores the instruction points at one place whatever
-is named, so it hits at most one query per scene: ``chance`` is scenes / queries. For
-pick-and-place the answers nearest the place reference are counted too (``to_reference``): a
-model that mixes up the object to grasp with the one to put it by lands there.
+The answer is, for a checkpoint with grounding maps, where its first map (the object to touch
+or grasp) peaks, carried along the camera ray down to the height of the named object's centre;
+else the policy's subgoal (where the current gripper segment ends: the touch point, the grasp
+pose) or, for a checkpoint without a subgoal head, the last action of its first chunk
+(``--answer`` picks one). It is a *hit* when, in the table plane, it lies closer to the named
+object than to any other object on the table. A policy that ignores the instruction points at
+one place whatever is named, so it hits at most one query per scene: ``chance`` is scenes /
+queries. For pick-and-place the answers nearest the place reference are counted too
+(``to_reference``): a model that mixes up the object to grasp with the one to put it by lands
+there.
 
 In-process and ROS-free (rendering needs MUJOCO_GL): one scene costs a render and one forward
 pass per named object, so two checkpoints are compared in about a minute here, where the closed
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 import statistics
 from typing import Optional, Sequence
 
+from humanoid_vla.camera_projection import PinholeCamera
 from humanoid_vla.policies.base import Observation
 from humanoid_vla.sim.catalog import SHAPES, split_name, words
 from humanoid_vla.sim.tasks import FAMILIES, sample_task, TaskSpec
@@ -90,17 +94,39 @@ class GroundingReport:
         return result
 
 
-def answer_point(policy, observation: Observation) -> np.ndarray:
-    """Return the (x, y, z) the policy aims at: its subgoal, else its chunk's last action."""
-    subgoal = getattr(policy, 'predict_subgoal', lambda _: None)(observation)
-    if subgoal is not None:
-        return np.asarray(subgoal[:3], dtype=float)
+ANSWERS = ('auto', 'map', 'subgoal', 'action')
+
+
+def answer_point(policy, observation: Observation, answer: str = 'auto',
+                 camera: Optional[PinholeCamera] = None, plane_z: float = 0.0) -> np.ndarray:
+    """
+    Return the base-frame (x, y, z) the policy points at (see the module docstring).
+
+    ``answer`` 'auto' takes the first that the policy has of 'map' (needs ``camera``; the
+    image position is carried along its ray to the height ``plane_z``), 'subgoal' and
+    'action'.
+    """
+    if answer not in ANSWERS:
+        raise ValueError(f'answer must be one of {ANSWERS}, got {answer!r}')
+    if answer in ('auto', 'map'):
+        grounding = getattr(policy, 'predict_grounding', lambda _: None)(observation)
+        if grounding is not None and camera is not None:
+            return camera.ray_to_plane(grounding[0], plane_z)
+        if answer == 'map':
+            raise ValueError('answer "map" needs a policy with grounding maps and a camera')
+    if answer in ('auto', 'subgoal'):
+        subgoal = getattr(policy, 'predict_subgoal', lambda _: None)(observation)
+        if subgoal is not None:
+            return np.asarray(subgoal[:3], dtype=float)
+        if answer == 'subgoal':
+            raise ValueError('answer "subgoal" needs a policy with a subgoal head')
     return np.asarray(policy.predict(observation)[-1][:3], dtype=float)
 
 
 def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
-          split: str = 'train') -> GroundingReport:
+          split: str = 'train', answer: str = 'auto') -> GroundingReport:
     """Probe ``policy`` on the first frame of each (seed, family) scene of ``env``."""
+    camera = env.world.camera_in_base()
     report = GroundingReport()
     for seed in seeds:
         for family in families:
@@ -114,7 +140,7 @@ def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
             for name in named_candidates(task):
                 observation = Observation(seen['image'], reworded(task, name),
                                           np.asarray(seen['joint_positions'], np.float32))
-                point = answer_point(policy, observation)
+                point = answer_point(policy, observation, answer, camera, positions[name][2])
                 error = float(np.linalg.norm(point[:2] - positions[name][:2]))
                 nearest = nearest_object(point, positions)
                 report.add(family, nearest == name, error, nearest == task.reference)
@@ -145,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--split', default='train', choices=['train', 'novel'])
     parser.add_argument('--families', default=','.join(FAMILIES),
                         help='comma-separated task families')
+    parser.add_argument('--answer', default='auto', choices=ANSWERS,
+                        help="what counts as the policy's answer: its first grounding map "
+                             "('map'), its subgoal head, or its first chunk's last action; "
+                             "'auto' takes the first the checkpoint has")
     return parser
 
 
@@ -167,7 +197,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seeds = range(args.seed_start, args.seed_start + args.scenes)
     try:
         for checkpoint in args.checkpoints:
-            report = probe(CustomVLAPolicy(checkpoint), env, seeds, families, args.split)
+            report = probe(CustomVLAPolicy(checkpoint), env, seeds, families, args.split,
+                           args.answer)
             print(format_summary(f'{checkpoint} ({args.split} split, seeds {seeds.start}-'
                                  f'{seeds.stop - 1})', report.summary()), flush=True)
     finally:

@@ -92,6 +92,15 @@ class CustomVLAConfig(PretrainedConfig):
       action at the end of the current gripper segment: the touch point, the grasp pose, the
       place pose) and its L1 loss, times this weight, is added during training.  Every frame of
       an approach then says where the named object is, not only the next half-second of motion.
+    - ``grounding_maps``: that many language-conditioned heat maps over the stride-8 feature
+      grid, map k trained (cross-entropy against a Gaussian around the right cell) to peak where
+      the subgoal of gripper segment k appears in the image: map 0 on the object to touch or
+      grasp, map 1 on the place pose.  The target is a class over grid cells, not a regressed
+      number, so every frame gives the vision path a dense "it is here, not there" signal that
+      neither the joint states nor the table centre can stand in for.  Each map's expected
+      position and the features under it join the fusion layers as one token.  Training needs
+      the camera calibration (``grounding_camera`` in the training config).
+    - ``grounding_loss_weight``: the weight of that cross-entropy in the training loss.
     """
 
     model_type = 'humanoid_custom_vla'
@@ -124,6 +133,8 @@ class CustomVLAConfig(PretrainedConfig):
     film_pooling: str = 'mean'
     spatial_keypoints: int = 0
     subgoal_loss_weight: float = 0.0
+    grounding_maps: int = 0
+    grounding_loss_weight: float = 1.0
 
     def __post_init__(self, **kwargs: Any) -> None:
         """Validate the fields, then let transformers handle its common keyword arguments."""
@@ -190,8 +201,15 @@ class CustomVLAConfig(PretrainedConfig):
             raise ValueError(
                 f'image_size ({self.image_size}) must be a multiple of {CONV_STRIDE} for the conv '
                 'backbone')
-        if (self.language_film or self.spatial_keypoints) and self.vision_backbone != 'conv':
-            raise ValueError('language_film and spatial_keypoints need vision_backbone "conv"')
+        if ((self.language_film or self.spatial_keypoints or self.grounding_maps)
+                and self.vision_backbone != 'conv'):
+            raise ValueError(
+                'language_film, spatial_keypoints and grounding_maps need vision_backbone "conv"')
+        if self.grounding_maps < 0:
+            raise ValueError(f'grounding_maps must be >= 0, got {self.grounding_maps}')
+        if self.grounding_loss_weight < 0:
+            raise ValueError(
+                f'grounding_loss_weight must be >= 0, got {self.grounding_loss_weight}')
         if self.film_pooling not in FILM_POOLING_MODES:
             raise ValueError(
                 f'film_pooling must be one of {FILM_POOLING_MODES}, got {self.film_pooling!r}')

@@ -54,13 +54,17 @@ class CustomVLAOutput(ModelOutput):
     ``predicted_actions`` is ``(B, chunk_size, action_dim)`` in normalised units; ``loss`` is set
     only when target actions were given.  ``action_loss`` is the part of ``loss`` that scores
     the actions (validation compares runs on it); ``loss`` adds the weighted subgoal loss when
-    the model has a subgoal head and subgoal targets were given.
+    the model has a subgoal head and subgoal targets were given, and the weighted grounding
+    loss when it has grounding maps and their targets were given.  ``grounding_positions`` is
+    ``(B, grounding_maps, 2)``: where each map peaks, in normalised image coordinates.
     """
 
     loss: torch.Tensor | None = None
     predicted_actions: torch.Tensor | None = None
     action_loss: torch.Tensor | None = None
     predicted_subgoal: torch.Tensor | None = None
+    grounding_loss: torch.Tensor | None = None
+    grounding_positions: torch.Tensor | None = None
 
 
 class PixelNormalizer(nn.Module):
@@ -202,6 +206,69 @@ class SpatialSoftArgmax(nn.Module):
         return torch.cat([expected_x, expected_y], dim=-1)
 
 
+def grid_centres(height: int, width: int, device: torch.device | None = None,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Return the (x, y) of every cell centre of a grid, row-major ``(H*W, 2)`` in [-1, 1]."""
+    ys = (torch.arange(height, device=device, dtype=dtype) + 0.5) / height * 2.0 - 1.0
+    xs = (torch.arange(width, device=device, dtype=dtype) + 0.5) / width * 2.0 - 1.0
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+    return torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)
+
+
+class GroundingMaps(nn.Module):
+    """
+    Heat maps over the instruction-modulated feature grid: where is what the instruction names.
+
+    Each map is a softmax over grid cells.  Its expected position and the features it weights
+    (what is there: a cup, a block, how tall) become one token for the fusion layers.  Training
+    treats the cell under the subgoal as the class to predict (see :meth:`loss`).
+    """
+
+    sigma_cells = 1.0  # width of the target's Gaussian, in grid cells
+
+    def __init__(self, channels: int, maps: int, hidden_size: int) -> None:
+        super().__init__()
+        self.heat = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, maps, 1))
+        self.token = nn.Linear(2 + channels, hidden_size)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Return logits ``(B, M, H*W)``, positions ``(B, M, 2)`` and tokens ``(B, M, hidden)``.
+
+        ``features`` is the ``(B, C, H, W)`` feature map.
+        """
+        batch, channels, height, width = features.shape
+        logits = self.heat(features).flatten(2)
+        weights = logits.float().softmax(dim=-1).to(features.dtype)
+        centres = grid_centres(height, width, features.device, features.dtype)
+        positions = weights @ centres
+        attended = weights @ features.flatten(2).transpose(1, 2)
+        tokens = self.token(torch.cat([positions, attended], dim=-1))
+        return logits, positions, tokens
+
+    def loss(self, logits: torch.Tensor, grid: tuple[int, int], targets: torch.Tensor,
+             target_maps: torch.Tensor) -> torch.Tensor:
+        """
+        Cross-entropy of each item's map against a Gaussian around its target position.
+
+        ``targets`` ``(B, 2)`` are normalised image coordinates; ``target_maps`` ``(B,)`` says
+        which map each target belongs to, -1 for none (e.g. the retreat after a release).  The
+        mean runs over items with a target; with none the loss is a zero that keeps the graph.
+        """
+        valid = target_maps >= 0
+        if not bool(valid.any()):
+            return logits.sum() * 0.0
+        rows = torch.nonzero(valid).squeeze(1)
+        chosen = logits[rows, target_maps[rows]].float()
+        centres = grid_centres(*grid, device=logits.device)
+        cell = torch.tensor([2.0 / grid[1], 2.0 / grid[0]], device=logits.device)
+        offsets = (centres[None] - targets[rows].to(logits.device, torch.float32)[:, None])
+        distance_sq = (offsets / cell).square().sum(dim=-1)
+        target = (-distance_sq / (2.0 * self.sigma_cells ** 2)).softmax(dim=-1)
+        return -(target * chosen.log_softmax(dim=-1)).sum(dim=-1).mean()
+
+
 class CrossAttentionBlock(nn.Module):
     """Pre-norm block letting vision tokens read the instruction: attention, then an FFN."""
 
@@ -329,6 +396,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         if config.spatial_keypoints:
             self.keypoints = SpatialSoftArgmax(config.vision_hidden_size, config.spatial_keypoints)
             self.keypoint_proj = nn.Linear(2 * config.spatial_keypoints, config.hidden_size)
+        self.grounding = None
+        if config.grounding_maps:
+            self.grounding = GroundingMaps(
+                config.vision_hidden_size, config.grounding_maps, config.hidden_size)
         self.subgoal_head = None
         if config.subgoal_loss_weight > 0:
             self.subgoal_head = nn.Sequential(
@@ -499,6 +570,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         actions: torch.Tensor | None = None,
         action_mask: torch.Tensor | None = None,
         subgoal_actions: torch.Tensor | None = None,
+        grounding_targets: torch.Tensor | None = None,
+        grounding_target_maps: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CustomVLAOutput:
         """
@@ -511,7 +584,9 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         marks with 1/True the entries that count in the loss; it may be (B, chunk_size) (ACT's
         padded chunk ends), (action_dim,) or the full (B, chunk_size, action_dim).
         ``subgoal_actions`` (B, action_dim), normalised, adds the subgoal loss (models built
-        with ``subgoal_loss_weight`` > 0 only).
+        with ``subgoal_loss_weight`` > 0 only).  ``grounding_targets`` (B, 2) normalised image
+        positions with ``grounding_target_maps`` (B,) long (the map of each, -1 for none) add
+        the grounding loss (models built with ``grounding_maps`` > 0 only).
         """
         batch_size = pixel_values.shape[0]
         if instruction_embeddings is None:
@@ -542,18 +617,33 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         if self.keypoints is not None:
             keypoints = self.keypoint_proj(self.keypoints(feature_map))
             vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
+        grounding_logits = grounding_positions = None
+        if self.grounding is not None:
+            grounding_logits, grounding_positions, grounding_tokens = self.grounding(feature_map)
+            vision_tokens = torch.cat([grounding_tokens, vision_tokens], dim=1)
         pooled = self.pool(vision_tokens, proprio_features)
         predicted = self.action_head(pooled).view(
             batch_size, self.config.chunk_size, self.config.action_dim
         )
         subgoal = None if self.subgoal_head is None else self.subgoal_head(pooled)
-        loss = action_loss = None
+        loss = action_loss = grounding_loss = None
+        if grounding_targets is not None:
+            if self.grounding is None:
+                raise ValueError('grounding_targets need a model built with grounding_maps > 0')
+            if grounding_target_maps is None:
+                raise ValueError('grounding_targets need grounding_target_maps')
+            grounding_loss = self.config.grounding_loss_weight * self.grounding.loss(
+                grounding_logits, tuple(feature_map.shape[-2:]), grounding_targets,
+                grounding_target_maps.to(grounding_logits.device))
         if actions is not None:
             loss = action_loss = self.compute_loss(predicted, actions, action_mask)
             if subgoal_actions is not None:
                 loss = loss + self.subgoal_loss(subgoal, subgoal_actions)
+            if grounding_loss is not None:
+                loss = loss + grounding_loss
         return CustomVLAOutput(loss=loss, predicted_actions=predicted, action_loss=action_loss,
-                               predicted_subgoal=subgoal)
+                               predicted_subgoal=subgoal, grounding_loss=grounding_loss,
+                               grounding_positions=grounding_positions)
 
     def _film_context(
         self,

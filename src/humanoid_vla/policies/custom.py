@@ -135,6 +135,18 @@ class CustomVLAPolicy(Policy):
         normalized = subgoal[0].float().cpu().numpy().astype(np.float64)[None, :]
         return np.asarray(self.stats.unnormalize(normalized), dtype=np.float64)[0]
 
+    def predict_grounding(self, observation: Observation) -> np.ndarray | None:
+        """
+        Return where each grounding map peaks, ``(maps, 2)`` normalised image (u, v), or None.
+
+        Map 0 is where the model sees the object to touch or grasp, map 1 the place pose; a
+        camera calibration turns them into table positions (see ``PinholeCamera``).
+        """
+        positions = self._forward(observation).grounding_positions
+        if positions is None:
+            return None
+        return positions[0].float().cpu().numpy().astype(np.float64)
+
     def _forward(self, observation: Observation):
         """Run the model on one observation; return its CustomVLAOutput."""
         proprio_dim = self.config.proprio_dim if self.config.use_proprio else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Protocol
 
+from humanoid_vla.camera_projection import PinholeCamera
 from humanoid_vla.sim import scene
 from humanoid_vla.sim.catalog import COLOURS, Shape, SHAPES, split_name
 from humanoid_vla.sim.frames import (from_frame, to_frame, wxyz_to_mat, wxyz_to_xyzw,
@@ -123,6 +124,17 @@ class TabletopWorld:
     def to_world(self, pos: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Express a base_link pose (pos, 3x3 rot) in the world."""
         return from_frame(*self.base_pose_world(), np.asarray(pos), np.asarray(rot))
+
+    def camera_in_base(self, camera: str = scene.HEAD_CAMERA) -> PinholeCamera:
+        """
+        Return a camera's pose in base_link and its field of view, as it is now.
+
+        The head camera rides on the torso, whose posture the IK holds: this is the calibration
+        that maps base-frame points (subgoals, objects) to image positions.
+        """
+        cam = self.data.cam(camera)
+        pos, rot = self.to_base(cam.xpos, cam.xmat.reshape(3, 3))
+        return PinholeCamera(pos, rot, float(self.model.cam(camera).fovy[0]))
 
     def hand_pose(self, side: str = 'right') -> tuple[np.ndarray, np.ndarray]:
         """Return the grasp site pose of one hand in base_link: (pos (3), quat xyzw (4))."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from humanoid_vla.actions import ActionSpec, DEFAULT_PARTS
+from humanoid_vla.camera_projection import CameraCalibrationError, PinholeCamera
 from humanoid_vla.models import CustomVLAConfig
 import yaml
 
@@ -108,7 +109,10 @@ class TrainingConfig:
     baseline.  ``successful_only`` trains and validates on the episodes recorded as successes.
     ``subgoal_part`` names the action part (a gripper) whose command changes end the segments
     the model's subgoal head learns to predict; it is required exactly when the model's
-    ``subgoal_loss_weight`` is > 0.
+    ``subgoal_loss_weight`` is > 0.  ``grounding_camera`` is the calibration of the camera the
+    images come from (``position`` and ``quaternion_xyzw`` in the actions' base frame,
+    ``fovy_deg``); it maps each subgoal's position to the image position the model's grounding
+    maps learn, and is required exactly when the model has ``grounding_maps``.
     """
 
     data: list[str]
@@ -138,6 +142,7 @@ class TrainingConfig:
     use_instruction: bool = True
     successful_only: bool = False
     subgoal_part: str | None = None
+    grounding_camera: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Check every field, the data files and the model config; raise on the first problem."""
@@ -202,6 +207,35 @@ class TrainingConfig:
         if self.subgoal_part is not None and self.subgoal_part not in spec.parts:
             raise TrainingConfigError(
                 f'subgoal_part {self.subgoal_part!r} is not one of the action_parts {spec.parts}')
+        if (self.grounding_camera is not None) != (model_config.grounding_maps > 0):
+            raise TrainingConfigError(
+                "grounding_camera and the model's grounding_maps > 0 go together (the camera "
+                'maps each subgoal to the image position the maps learn); set both or neither')
+        if self.grounding_camera is not None:
+            if self.subgoal_part is None:
+                raise TrainingConfigError(
+                    'grounding_maps learn where the subgoals are: they need subgoal_part')
+            if not spec.position_slices():
+                raise TrainingConfigError(
+                    f'grounding_maps need a pose among the action_parts, got {spec.parts}')
+            try:
+                self.camera
+            except CameraCalibrationError as err:
+                raise TrainingConfigError(f'grounding_camera: {err}') from err
+
+    @property
+    def camera(self) -> PinholeCamera | None:
+        """Return the grounding camera's calibration, or None without grounding maps."""
+        if self.grounding_camera is None:
+            return None
+        return PinholeCamera.from_mapping(self.grounding_camera)
+
+    @property
+    def subgoal_position_slice(self) -> slice:
+        """Return where the subgoal hand's position (x, y, z) sits in an action."""
+        positions = self.action_spec.position_slices()
+        same_side = f"{str(self.subgoal_part).removesuffix('_gripper')}_hand_pose"
+        return positions.get(same_side, next(iter(positions.values())))
 
     @property
     def subgoal_dim(self) -> int | None:

@@ -34,6 +34,7 @@ import time
 from typing import Any, Iterator
 
 from humanoid_vla.actions import ActionSpec
+from humanoid_vla.camera_projection import PinholeCamera
 from humanoid_vla.checkpoint import load_checkpoint, save_checkpoint
 from humanoid_vla.data.dataset import EpisodeDataset
 from humanoid_vla.data.episode_reader import EpisodeReader
@@ -92,6 +93,39 @@ def warmup_cosine(step: int, warmup_steps: int, max_steps: int) -> float:
         return (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, max_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def grounding_targets(camera: PinholeCamera, positions: np.ndarray, segments: np.ndarray,
+                      maps: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return each subgoal's image position (B, 2) and the grounding map it trains (B,).
+
+    Segment k trains map k; later segments (the retreat after a release) and subgoals outside
+    the image train none (-1).
+    """
+    targets = camera.project(positions).astype(np.float32)
+    inside = np.isfinite(targets).all(axis=1) & (np.abs(targets) <= 1.0).all(axis=1)
+    segments = np.asarray(segments, dtype=np.int64)
+    target_maps = np.where(inside & (segments < maps), segments, -1)
+    return np.nan_to_num(targets), target_maps
+
+
+def grounding_error_sum(
+        positions: torch.Tensor, targets: torch.Tensor, target_maps: torch.Tensor
+) -> torch.Tensor:
+    """
+    Return (sum of distances, count) between each targeted map's peak and its target.
+
+    Distances are in normalised image units (2 = the image width); items without a target
+    (map -1) do not count.
+    """
+    valid = target_maps >= 0
+    if not bool(valid.any()):
+        return torch.zeros(2, dtype=torch.float64, device=targets.device)
+    rows = torch.nonzero(valid).squeeze(1)
+    chosen = positions[rows, target_maps[rows]].double()
+    distances = (chosen - targets[rows].double()).norm(dim=-1)
+    return torch.stack([distances.sum(), distances.new_tensor(float(rows.numel()))])
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -277,6 +311,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.losses: list[float] = []
         self.valid_losses: list[tuple[int, float]] = []
+        self.valid_grounding_error: float | None = None
         self._messages: list[str] = []
         resume_dir = find_last_checkpoint(self.output_dir) if resume else None
         if resume and resume_dir is None:
@@ -287,6 +322,7 @@ class Trainer:
                 f'{self.output_dir} already holds checkpoints of a run; pass --resume to '
                 'continue it or choose another output_dir')
         seed_everything(config.seed)
+        self._camera = config.camera
 
         paths = [Path(p).expanduser().resolve() for p in config.data]
         self.data_paths = paths
@@ -443,6 +479,13 @@ class Trainer:
             subgoal = self.stats.normalize(batch['subgoal'].numpy()).astype(np.float32)
             inputs['subgoal_actions'] = torch.from_numpy(subgoal).to(self.device,
                                                                      non_blocking=True)
+        camera = self._camera
+        if camera is not None:
+            targets, maps = grounding_targets(
+                camera, batch['subgoal'].numpy()[:, self.config.subgoal_position_slice],
+                batch['subgoal_segment'].numpy(), self.model.config.grounding_maps)
+            inputs['grounding_targets'] = torch.from_numpy(targets).to(self.device)
+            inputs['grounding_target_maps'] = torch.from_numpy(maps).to(self.device)
         return inputs
 
     def _autocast(self) -> torch.autocast:
@@ -502,7 +545,8 @@ class Trainer:
                 if config.eval_every and self.step % config.eval_every == 0:
                     valid_loss = self.evaluate()
                     if valid_loss is not None:
-                        progress.write(f'step {self.step}: validation loss {valid_loss:.4f}')
+                        progress.write(f'step {self.step}: validation loss {valid_loss:.4f}'
+                                       + self._grounding_note())
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     path = self.save_checkpoint()
                     if path is not None:
@@ -532,21 +576,36 @@ class Trainer:
         if self._valid_loader is None:
             return None
         self.model.eval()
-        total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        total = torch.zeros(4, dtype=torch.float64, device=self.device)
         try:
             for batch in self._valid_loader:
                 inputs = self.model_inputs(batch)
                 with self._autocast():
-                    loss = self.model(**inputs).action_loss
+                    output = self.model(**inputs)
                 weight = inputs['action_mask'].sum() * self.spec.dim
-                total[0] += loss.double() * weight
+                total[0] += output.action_loss.double() * weight
                 total[1] += weight
+                if 'grounding_targets' in inputs:
+                    total[2:] += grounding_error_sum(
+                        output.grounding_positions, inputs['grounding_targets'],
+                        inputs['grounding_target_maps'])
         finally:
             self.model.train()
         all_reduce_sum(total, self.dist)
         value = float(total[0] / total[1].clamp_min(1.0))
         self.valid_losses.append((self.step, value))
+        self.valid_grounding_error = None
+        if total[3] > 0:
+            self.valid_grounding_error = float(total[2] / total[3])
         return value
+
+    def _grounding_note(self) -> str:
+        """Return ', grounding error N px' after a validation with grounding maps, else ''."""
+        error = self.valid_grounding_error
+        if error is None:
+            return ''
+        pixels = error * self.model.config.image_size / 2.0
+        return f', grounding error {pixels:.1f} px of {self.model.config.image_size}'
 
     # --- checkpoints ------------------------------------------------------------------------
 
