@@ -492,3 +492,47 @@ def test_grounding_loss_joins_the_training_loss_and_needs_grounding_maps():
               grounding_target_maps=torch.tensor([0, 0]))
     with pytest.raises(ValueError, match='grounding_maps'):
         tiny_config(grounding_maps=1)  # the ViT backbone has no feature grid
+
+
+def test_grounding_word_queries_let_each_map_take_its_own_word():
+    layer = modeling.GroundingMaps(channels=2, maps=2, hidden_size=4, language_size=2,
+                                   key_size=2)
+    with torch.no_grad():
+        layer.heat[-1].weight.zero_()  # no image-only heat: only the words decide
+        layer.heat[-1].bias.zero_()
+        for linear in (layer.word_keys, layer.word_values):
+            linear.weight.copy_(torch.eye(2))
+            linear.bias.zero_()
+        layer.cell_keys.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        layer.cell_keys.bias.zero_()
+        layer.queries.copy_(torch.tensor([[20.0, 0.0], [0.0, 20.0]]))
+    grasp_word, place_word = [1.0, 0.0], [0.0, 1.0]
+    words = torch.tensor([[grasp_word, place_word, [5.0, 5.0]]])
+    mask = torch.tensor([[True, True, False]])  # the padding token must not count
+    features = torch.zeros(1, 2, 1, 4)
+    features[0, :, 0, 0] = torch.tensor([30.0, 0.0])  # leftmost cell looks like the grasp word
+    features[0, :, 0, 3] = torch.tensor([0.0, 30.0])  # rightmost like the place word
+    _, positions, _ = layer(features, words, mask)
+    assert positions[0, 0, 0].item() == pytest.approx(-0.75, abs=1e-3)
+    assert positions[0, 1, 0].item() == pytest.approx(0.75, abs=1e-3)
+    with pytest.raises(ValueError, match='words must be given'):
+        layer(features)
+
+
+def test_a_model_with_grounding_word_queries_trains_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(grounding_maps=2,
+                                            grounding_word_queries=True)).train()
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
+                grounding_targets=torch.zeros(2, 2), grounding_target_maps=torch.tensor([0, 1]))
+    out.loss.backward()
+    assert model.grounding.queries.grad.abs().sum() > 0
+    model.eval().save_pretrained(tmp_path)
+    reloaded = CustomVLAModel.from_pretrained(tmp_path).eval()
+    expected = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    got = reloaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    torch.testing.assert_close(got.grounding_positions, expected.grounding_positions)
+    with pytest.raises(ValueError, match='grounding_word_queries needs grounding_maps'):
+        grounding_config(grounding_word_queries=True)

@@ -101,6 +101,10 @@ class CustomVLAConfig(PretrainedConfig):
       position and the features under it join the fusion layers as one token.  Training needs
       the camera calibration (``grounding_camera`` in the training config).
     - ``grounding_loss_weight``: the weight of that cross-entropy in the training loss.
+    - ``grounding_word_queries``: each grounding map also pools the instruction's tokens with a
+      learnt query of its own and scores every cell by how well its features match those
+      words, so map 0 can take the object to grasp and map 1 the place reference from one
+      sentence that names both (FiLM by the mean lights up both).
     """
 
     model_type = 'humanoid_custom_vla'
@@ -135,6 +139,7 @@ class CustomVLAConfig(PretrainedConfig):
     subgoal_loss_weight: float = 0.0
     grounding_maps: int = 0
     grounding_loss_weight: float = 1.0
+    grounding_word_queries: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:
         """Validate the fields, then let transformers handle its common keyword arguments."""
@@ -205,6 +210,8 @@ class CustomVLAConfig(PretrainedConfig):
                 and self.vision_backbone != 'conv'):
             raise ValueError(
                 'language_film, spatial_keypoints and grounding_maps need vision_backbone "conv"')
+        if self.grounding_word_queries and not self.grounding_maps:
+            raise ValueError('grounding_word_queries needs grounding_maps > 0')
         if self.grounding_maps < 0:
             raise ValueError(f'grounding_maps must be >= 0, got {self.grounding_maps}')
         if self.grounding_loss_weight < 0:

@@ -222,30 +222,66 @@ class GroundingMaps(nn.Module):
     Each map is a softmax over grid cells.  Its expected position and the features it weights
     (what is there: a cup, a block, how tall) become one token for the fusion layers.  Training
     treats the cell under the subgoal as the class to predict (see :meth:`loss`).
+
+    With ``language_size`` set, each map also pools the instruction's token states with a learnt
+    query of its own and adds to every cell's logit how well the cell's features match the
+    pooled words.  "Pick up the blue cup and place it next to the yellow cup" names two cups:
+    FiLM by the mean lights up both, and only word order says which map wants which.  The
+    queries start at zero, i.e. at the mean of the tokens.
     """
 
     sigma_cells = 1.0  # width of the target's Gaussian, in grid cells
 
-    def __init__(self, channels: int, maps: int, hidden_size: int) -> None:
+    def __init__(self, channels: int, maps: int, hidden_size: int,
+                 language_size: int | None = None, key_size: int = 64) -> None:
         super().__init__()
         self.heat = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, maps, 1))
         self.token = nn.Linear(2 + channels, hidden_size)
+        self.queries = self.word_keys = self.word_values = self.cell_keys = None
+        if language_size:
+            self.queries = nn.Parameter(torch.zeros(maps, key_size))
+            self.word_keys = nn.Linear(language_size, key_size)
+            self.word_values = nn.Linear(language_size, channels)
+            self.cell_keys = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        features: torch.Tensor,
+        words: torch.Tensor | None = None,
+        word_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Return logits ``(B, M, H*W)``, positions ``(B, M, 2)`` and tokens ``(B, M, hidden)``.
 
-        ``features`` is the ``(B, C, H, W)`` feature map.
+        ``features`` is the ``(B, C, H, W)`` feature map; ``words`` ``(B, L, Hl)`` the
+        instruction's token states with ``word_mask`` ``(B, L)`` (True = real token), required
+        exactly when the maps were built with ``language_size``.
         """
         batch, channels, height, width = features.shape
         logits = self.heat(features).flatten(2)
+        if (self.queries is None) != (words is None):
+            raise ValueError('words must be given exactly when the maps have language_size')
+        if self.queries is not None:
+            logits = logits + self._word_match(features, words, word_mask)
         weights = logits.float().softmax(dim=-1).to(features.dtype)
         centres = grid_centres(height, width, features.device, features.dtype)
         positions = weights @ centres
         attended = weights @ features.flatten(2).transpose(1, 2)
         tokens = self.token(torch.cat([positions, attended], dim=-1))
         return logits, positions, tokens
+
+    def _word_match(self, features: torch.Tensor, words: torch.Tensor,
+                    word_mask: torch.Tensor | None) -> torch.Tensor:
+        """Return ``(B, M, H*W)``: each cell's match with each map's pooled instruction words."""
+        words = words.to(features.device, features.dtype)
+        scores = torch.einsum('blk,mk->bml', self.word_keys(words), self.queries)
+        if word_mask is not None:
+            real = word_mask.to(device=scores.device, dtype=torch.bool)[:, None, :]
+            scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
+        pooled = scores.float().softmax(dim=-1).to(words.dtype) @ self.word_values(words)
+        cells = self.cell_keys(features).flatten(2)  # (B, C, H*W)
+        return pooled @ cells / math.sqrt(features.shape[1])
 
     def loss(self, logits: torch.Tensor, grid: tuple[int, int], targets: torch.Tensor,
              target_maps: torch.Tensor) -> torch.Tensor:
@@ -399,7 +435,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         self.grounding = None
         if config.grounding_maps:
             self.grounding = GroundingMaps(
-                config.vision_hidden_size, config.grounding_maps, config.hidden_size)
+                config.vision_hidden_size, config.grounding_maps, config.hidden_size,
+                config.language_hidden_size if config.grounding_word_queries else None)
         self.subgoal_head = None
         if config.subgoal_loss_weight > 0:
             self.subgoal_head = nn.Sequential(
@@ -619,7 +656,11 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
         grounding_logits = grounding_positions = None
         if self.grounding is not None:
-            grounding_logits, grounding_positions, grounding_tokens = self.grounding(feature_map)
+            words = None
+            if self.config.grounding_word_queries:
+                words = instruction_embeddings
+            grounding_logits, grounding_positions, grounding_tokens = self.grounding(
+                feature_map, words, attention_mask)
             vision_tokens = torch.cat([grounding_tokens, vision_tokens], dim=1)
         pooled = self.pool(vision_tokens, proprio_features)
         predicted = self.action_head(pooled).view(
