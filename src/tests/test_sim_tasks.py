@@ -5,6 +5,7 @@ import os
 
 from humanoid_vla.sim import tasks
 from humanoid_vla.sim.catalog import SHAPES, split_name, words
+import numpy as np
 import pytest
 
 os.environ.setdefault('MUJOCO_GL', 'egl')  # before the world fixture imports mujoco
@@ -173,6 +174,29 @@ def test_next_to_success(world):
     world.place_object('red_block', ref[0], ref[1], top + 0.03)  # stacked, not beside
     world.step(100)
     assert not task_success(world, task)
+
+
+def test_a_target_pushed_into_place_is_not_a_pick_and_place(world):
+    from humanoid_vla.sim.episode_runner import SimEnvironment
+    from humanoid_vla.sim.success import task_success
+    task = make_task('pick_place', 'red_block', 'green_cup', ('red_block', 'green_cup'))
+    env = SimEnvironment(world=world)
+    env.reset_task(task)
+    ref, _ = world.object_pose('green_cup')
+    gap = world.object_shape('red_block').radius + world.object_shape('green_cup').radius + 0.03
+    world.place_object('red_block', ref[0], ref[1] - gap)
+    world.step(100)
+    assert task_success(world, task)  # the state alone says done ...
+    assert not task_success(world, task, picked=set())  # ... but nothing was picked
+    assert not env.success() and env.picked == set()
+    # A real grasp through the environment: the block in the open hand, then close the hand.
+    site, quat = world.hand_pose('right')
+    world.place_object('red_block', site[0], site[1], site[2])
+    env.apply_action(np.concatenate([site, quat, [1.0]]))
+    assert env.picked == {'red_block'}
+    assert task_success(world, task, picked=env.picked) == task_success(world, task)
+    env.reset_task(task)
+    assert env.picked == set()
 
 
 def test_held_object_is_not_a_success_until_released(world):

@@ -38,6 +38,8 @@ class SimEnvironment:
         self.task: Optional[TaskSpec] = None
         self.gripper = 0.0
         self.last_ik: Optional[IKResult] = None
+        # Objects the hand has held since the reset: a pick-and-place needs its target here.
+        self.picked: set[str] = set()
 
     def reset(self, seed: int, family: Optional[str] = None, split: str = 'train') -> str:
         """Sample a task from the seed, reset the world to it, and return its instruction."""
@@ -50,6 +52,7 @@ class SimEnvironment:
         self.task = task
         self.ik.reset(dict(zip(self.world.joint_names(), self.world.joint_positions())))
         self.grasp.reset()
+        self.picked = set()
         self.gripper = 0.0
         self.world.set_joint_targets(gripper_targets(0.0, self.side))
         return task.instruction
@@ -68,7 +71,9 @@ class SimEnvironment:
         self.world.set_joint_targets(gripper_targets(self.gripper, self.side))
         seconds = 1.0 / self.control_hz if sim_seconds is None else sim_seconds
         self.world.step(max(1, int(round(seconds / self.world.timestep))))
-        self.grasp.update(self.gripper)
+        held = self.grasp.update(self.gripper)
+        if held is not None:
+            self.picked.add(held)
         return self.last_ik
 
     def observe(self, render: bool = True) -> dict[str, Any]:
@@ -87,7 +92,7 @@ class SimEnvironment:
         """Return whether the current task is done, from simulator state."""
         if self.task is None:
             return False
-        return task_success(self.world, self.task, self.side)
+        return task_success(self.world, self.task, self.side, picked=self.picked)
 
     def close(self) -> None:
         """Free the renderer."""

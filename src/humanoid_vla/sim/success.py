@@ -7,6 +7,8 @@ Separate from task sampling so that `tasks` stays importable without mujoco. Thr
 
 from __future__ import annotations
 
+from typing import Collection, Optional
+
 from humanoid_vla.sim.tasks import (NEXT_TO_GAP, ON_PLATE_MARGIN, RELEASE_CLEARANCE,
                                     REST_HEIGHT, REST_SPEED, TaskSpec, TOUCH_DISTANCE)
 from humanoid_vla.sim.world import TabletopWorld
@@ -64,8 +66,17 @@ def pick_place_success(world: TabletopWorld, task: TaskSpec, side: str = 'right'
     return next_to(world, target, reference)
 
 
-def task_success(world: TabletopWorld, task: TaskSpec, side: str = 'right') -> bool:
-    """Return whether the world's state satisfies the task."""
+def task_success(world: TabletopWorld, task: TaskSpec, side: str = 'right',
+                 picked: Optional[Collection[str]] = None) -> bool:
+    """
+    Return whether the world's state satisfies the task.
+
+    ``picked`` is what the hand has held since the reset (``SimEnvironment`` keeps it): when
+    given, a pick-and-place counts only if its target is among them, because a hand that
+    pushes the object into place has not picked and placed it.
+    """
     if task.family == 'touch':
         return touch_success(world, task.target, side)
+    if picked is not None and task.target not in picked:
+        return False
     return pick_place_success(world, task, side)
