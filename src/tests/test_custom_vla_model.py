@@ -467,6 +467,19 @@ def test_grounding_loss_scores_the_chosen_map_and_skips_items_without_a_target()
     assert none.item() == 0.0 and none.requires_grad
 
 
+def test_grounding_loss_over_several_targets_per_item_averages_every_pair():
+    layer = modeling.GroundingMaps(channels=4, maps=2, hidden_size=8)
+    logits = torch.randn(2, 2, 16)
+    targets = torch.tensor([[[-0.25, -0.25], [0.5, 0.5]], [[0.0, 0.75], [-0.5, 0.25]]])
+    maps = torch.tensor([[0, 1], [-1, 1]])
+    pairs = [layer.loss(logits[item:item + 1], (4, 4), targets[item, slot][None],
+                        maps[item, slot][None]) for item, slot in ((0, 0), (0, 1), (1, 1))]
+    assert layer.loss(logits, (4, 4), targets, maps).item() == pytest.approx(
+        sum(pair.item() for pair in pairs) / 3, rel=1e-5)
+    with pytest.raises(ValueError, match=r'\(B,\) or \(B, N\)'):
+        layer.loss(logits, (4, 4), targets, maps[None])
+
+
 def test_grounding_loss_joins_the_training_loss_and_needs_grounding_maps():
     torch.manual_seed(0)
     model = CustomVLAModel(grounding_config(grounding_maps=2, grounding_loss_weight=0.5)).train()

@@ -131,6 +131,32 @@ def test_subgoal_is_the_action_ending_the_segment_of_the_first_action(tmp_path):
         EpisodeDataset(path, split=None, image_size=8, subgoal_dim=2)
 
 
+def test_segment_subgoals_hold_every_segment_end_and_mark_those_still_ahead(tmp_path):
+    gripper = [0, 0, 0, 1, 1, 0]  # segments end at steps 2, 4 and 5
+    path = tmp_path / 'segments.hdf5'
+    with EpisodeWriter(path) as writer:
+        writer.begin_episode('pick it up')
+        for step, grip in enumerate(gripper):
+            writer.add_step({'front_rgb': _frame(0, step)},
+                            np.array([step, grip], np.float32), 0.1 * step)
+        writer.end_episode(True)
+    data = EpisodeDataset(path, split=None, image_size=8, action_offset=1, subgoal_dim=-1,
+                          segment_subgoals=4)
+    items = [data[step] for step in range(len(gripper))]
+    # Every item holds the same segment ends; the fourth segment does not exist (zeros).
+    assert all(item['segment_subgoals'][:, 0].tolist() == [2, 4, 5, 0] for item in items)
+    assert all(item['segment_subgoals'].dtype == torch.float32 for item in items)
+    # Frame 0 heads for segment 0: all three are ahead; frame 2's first action is in segment 1.
+    masks = [item['segment_subgoal_mask'].tolist() for item in items]
+    assert masks[0] == masks[1] == [True, True, True, False]
+    assert masks[2] == masks[3] == [False, True, True, False]
+    assert masks[4] == masks[5] == [False, False, True, False]
+    assert 'segment_subgoals' not in EpisodeDataset(path, split=None, image_size=8,
+                                                    subgoal_dim=-1)[0]
+    with pytest.raises(ValueError, match='needs subgoal_dim'):
+        EpisodeDataset(path, split=None, image_size=8, segment_subgoals=2)
+
+
 def test_split_follows_the_masks(dataset_path):
     with EpisodeReader(dataset_path) as reader:
         train, valid = reader.split('train'), reader.split('valid')

@@ -330,6 +330,36 @@ def test_grounding_targets_are_image_positions_of_their_segment_map():
     assert np.isfinite(targets).all()
 
 
+def test_segment_grounding_targets_train_each_segment_still_ahead_on_its_own_map():
+    camera = PinholeCamera.from_mapping(DOWN_CAMERA)
+    positions = np.array([[[0.0, 0.0, 0.3], [0.5, -0.5, 0.3], [0.5, 0.5, 0.3]],
+                          [[0.0, 0.0, 0.3], [3.0, 0.0, 0.3], [0.5, 0.5, 0.3]]])
+    mask = np.array([[True, True, True], [False, True, False]])
+    targets, maps = trainer_module.segment_grounding_targets(camera, positions, mask, maps=2)
+    assert targets.shape == (2, 3, 2)
+    assert targets[0, 1].tolist() == pytest.approx([0.5, -0.5], abs=1e-6)
+    # Segment 2 has no map, segment 0 of item 1 is behind it, its segment 1 is off the image.
+    assert maps.tolist() == [[0, 1, -1], [-1, -1, -1]]
+
+
+def test_grounding_upcoming_trains_every_map_still_ahead(dataset, tmp_path):
+    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+             'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}
+    config = make_config(dataset, tmp_path / 'out', max_steps=2, eval_every=2, model=model,
+                         subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA,
+                         grounding_upcoming=True)
+    trainer = run_training(config)
+    inputs = trainer.model_inputs(next(iter(trainer._loader)))
+    assert inputs['grounding_targets'].shape == (8, 2, 2)
+    maps = inputs['grounding_target_maps']
+    assert set(maps[:, 0].tolist()) <= {-1, 0} and set(maps[:, 1].tolist()) <= {-1, 1}
+    # An episode's first frame heads for segment 0 and also learns where segment 1 ends.
+    assert trainer.train_data[0]['segment_subgoal_mask'].tolist() == [True, True]
+    assert 0.0 < trainer.valid_grounding_error < 2.0 * np.sqrt(2.0)
+    with pytest.raises(TrainingConfigError, match='grounding_upcoming needs'):
+        make_config(dataset, tmp_path / 'a', grounding_upcoming=True)
+
+
 def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_path):
     model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}

@@ -41,6 +41,10 @@ class _EpisodeRef:
     segment_ends: np.ndarray | None = None
     segment_indices: np.ndarray | None = None
 
+    def segment_last_steps(self) -> np.ndarray:
+        """Return the last step of every segment, in order (needs ``segment_ends``)."""
+        return np.unique(self.segment_ends)
+
     @property
     def length(self) -> int:
         return self.actions.shape[0]
@@ -125,7 +129,11 @@ class EpisodeDataset(Dataset):
     ``subgoal_dim``: the index of an action dimension (the gripper command) whose changes end
     an episode's segments; items then hold ``subgoal`` float32 (D,), the action at the end of
     the segment of their first action (see :func:`segment_end_steps`), and ``subgoal_segment``
-    int, the index of that segment (see :func:`segment_indices`).
+    int, the index of that segment (see :func:`segment_indices`).  ``segment_subgoals`` N > 0
+    (needs ``subgoal_dim``) adds ``segment_subgoals`` float32 (N, D), the action at the end of
+    each of the episode's first N segments (zeros past its last), and ``segment_subgoal_mask``
+    bool (N,), True for the segments that exist and are not behind the item: what is still
+    ahead, so a frame on the way to the grasp also learns where the object will be placed.
     """
 
     def __init__(
@@ -140,6 +148,7 @@ class EpisodeDataset(Dataset):
         action_offset: int = 0,
         successful_only: bool = False,
         subgoal_dim: int | None = None,
+        segment_subgoals: int = 0,
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -153,6 +162,9 @@ class EpisodeDataset(Dataset):
             raise ValueError(f'action_offset must be >= 0, got {action_offset}')
         if image_size is not None and int(image_size) < 1:
             raise ValueError(f'image_size must be >= 1 or None, got {image_size}')
+        if int(segment_subgoals) < 0 or (int(segment_subgoals) > 0 and subgoal_dim is None):
+            raise ValueError(f'segment_subgoals must be >= 0 and needs subgoal_dim, got '
+                             f'{segment_subgoals} with subgoal_dim {subgoal_dim}')
         self._paths = [Path(p).expanduser().resolve() for p in paths]
         self._split = split
         self._chunk_size = int(chunk_size)
@@ -163,6 +175,7 @@ class EpisodeDataset(Dataset):
         self._image_key = image_key
         self._successful_only = bool(successful_only)
         self._subgoal_dim = subgoal_dim
+        self._segment_subgoals = int(segment_subgoals)
         self.num_unsuccessful_skipped = 0
         self._episodes: list[_EpisodeRef] = []
         for path_index, path in enumerate(self._paths):
@@ -285,7 +298,21 @@ class EpisodeDataset(Dataset):
             end = episode.segment_ends[current]
             item['subgoal'] = torch.from_numpy(episode.actions[end].copy())
             item['subgoal_segment'] = int(episode.segment_indices[current])
+            if self._segment_subgoals:
+                item.update(self._segment_subgoal_items(episode, item['subgoal_segment']))
         return item
+
+    def _segment_subgoal_items(self, episode: _EpisodeRef,
+                               current_segment: int) -> dict[str, torch.Tensor]:
+        """Return the ``segment_subgoals`` and ``segment_subgoal_mask`` entries of an item."""
+        count = self._segment_subgoals
+        last_steps = episode.segment_last_steps()[:count]
+        subgoals = np.zeros((count, episode.actions.shape[1]), dtype=np.float32)
+        subgoals[:last_steps.size] = episode.actions[last_steps]
+        segments = np.arange(count)
+        mask = (segments < last_steps.size) & (segments >= current_segment)
+        return {'segment_subgoals': torch.from_numpy(subgoals),
+                'segment_subgoal_mask': torch.from_numpy(mask)}
 
     def _prepare_image(self, frame: np.ndarray) -> torch.Tensor:
         image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255.0

@@ -289,20 +289,38 @@ class GroundingMaps(nn.Module):
         Cross-entropy of each item's map against a Gaussian around its target position.
 
         ``targets`` ``(B, 2)`` are normalised image coordinates; ``target_maps`` ``(B,)`` says
-        which map each target belongs to, -1 for none (e.g. the retreat after a release).  The
-        mean runs over items with a target; with none the loss is a zero that keeps the graph.
+        which map each target belongs to, -1 for none (e.g. the retreat after a release).  With
+        ``(B, N, 2)`` and ``(B, N)`` an item trains up to N maps.  The mean runs over the
+        (item, map) pairs with a target; with none the loss is a zero that keeps the graph.
         """
-        valid = target_maps >= 0
-        if not bool(valid.any()):
+        rows, slots = target_pairs(target_maps)
+        if rows.numel() == 0:
             return logits.sum() * 0.0
-        rows = torch.nonzero(valid).squeeze(1)
-        chosen = logits[rows, target_maps[rows]].float()
+        if target_maps.ndim == 1:
+            targets = targets[:, None]
+            target_maps = target_maps[:, None]
+        chosen = logits[rows, target_maps[rows, slots]].float()
         centres = grid_centres(*grid, device=logits.device)
         cell = torch.tensor([2.0 / grid[1], 2.0 / grid[0]], device=logits.device)
-        offsets = (centres[None] - targets[rows].to(logits.device, torch.float32)[:, None])
-        distance_sq = (offsets / cell).square().sum(dim=-1)
+        positions = targets[rows, slots].to(logits.device, torch.float32)
+        distance_sq = ((centres[None] - positions[:, None]) / cell).square().sum(dim=-1)
         target = (-distance_sq / (2.0 * self.sigma_cells ** 2)).softmax(dim=-1)
         return -(target * chosen.log_softmax(dim=-1)).sum(dim=-1).mean()
+
+
+def target_pairs(target_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Return the (item, slot) indices of the grounding targets that train a map (not -1).
+
+    ``target_maps`` is ``(B,)`` (one slot per item: the slots are all 0) or ``(B, N)``.
+    """
+    if target_maps.ndim not in (1, 2):
+        raise ValueError(f'target_maps must be (B,) or (B, N), got {tuple(target_maps.shape)}')
+    valid = target_maps >= 0
+    if target_maps.ndim == 1:
+        valid = valid[:, None]
+    rows, slots = torch.nonzero(valid, as_tuple=True)
+    return rows, slots
 
 
 class CrossAttentionBlock(nn.Module):

@@ -42,7 +42,7 @@ _INT_FIELDS: dict[str, int | None] = {
     'log_every': 1,
 }
 _FLOAT_FIELDS = {'learning_rate': False, 'weight_decay': True, 'grad_clip': True}  # zero allowed?
-_BOOL_FIELDS = ('augment', 'use_instruction', 'successful_only')
+_BOOL_FIELDS = ('augment', 'use_instruction', 'successful_only', 'grounding_upcoming')
 
 
 class TrainingConfigError(ValueError):
@@ -113,6 +113,9 @@ class TrainingConfig:
     images come from (``position`` and ``quaternion_xyzw`` in the actions' base frame,
     ``fovy_deg``); it maps each subgoal's position to the image position the model's grounding
     maps learn, and is required exactly when the model has ``grounding_maps``.
+    ``grounding_upcoming`` True trains, at every frame, the map of each segment still ahead
+    (map 1 learns where a grasped object will go from the first frame on), not only the
+    frame's own.
     """
 
     data: list[str]
@@ -143,6 +146,7 @@ class TrainingConfig:
     successful_only: bool = False
     subgoal_part: str | None = None
     grounding_camera: dict[str, Any] | None = None
+    grounding_upcoming: bool = False
 
     def __post_init__(self) -> None:
         """Check every field, the data files and the model config; raise on the first problem."""
@@ -211,6 +215,9 @@ class TrainingConfig:
             raise TrainingConfigError(
                 "grounding_camera and the model's grounding_maps > 0 go together (the camera "
                 'maps each subgoal to the image position the maps learn); set both or neither')
+        if self.grounding_upcoming and self.grounding_camera is None:
+            raise TrainingConfigError(
+                'grounding_upcoming needs grounding_maps and grounding_camera')
         if self.grounding_camera is not None:
             if self.subgoal_part is None:
                 raise TrainingConfigError(

@@ -39,6 +39,7 @@ from humanoid_vla.checkpoint import load_checkpoint, save_checkpoint
 from humanoid_vla.data.dataset import EpisodeDataset
 from humanoid_vla.data.episode_reader import EpisodeReader
 from humanoid_vla.models import CustomVLAModel
+from humanoid_vla.models.modeling_custom_vla import target_pairs
 from humanoid_vla.normalization import NormalizationStats
 from humanoid_vla.training.config import TrainingConfig, TrainingConfigError
 from humanoid_vla.training.distributed import (
@@ -110,21 +111,40 @@ def grounding_targets(camera: PinholeCamera, positions: np.ndarray, segments: np
     return np.nan_to_num(targets), target_maps
 
 
+def segment_grounding_targets(camera: PinholeCamera, positions: np.ndarray, mask: np.ndarray,
+                              maps: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return the image positions (B, N, 2) of every segment's subgoal and the maps they train.
+
+    ``positions`` (B, N, 3) are the subgoals of segments 0..N-1 and ``mask`` (B, N) marks the
+    ones still ahead of each item: segment k trains map k where the mask holds, the subgoal is
+    in the image and k < ``maps``; -1 elsewhere.
+    """
+    batch, count = mask.shape
+    segments = np.where(mask, np.arange(count)[None, :], maps)
+    targets, target_maps = grounding_targets(
+        camera, positions.reshape(batch * count, -1), segments.reshape(-1), maps)
+    return targets.reshape(batch, count, 2), target_maps.reshape(batch, count)
+
+
 def grounding_error_sum(
         positions: torch.Tensor, targets: torch.Tensor, target_maps: torch.Tensor
 ) -> torch.Tensor:
     """
     Return (sum of distances, count) between each targeted map's peak and its target.
 
-    Distances are in normalised image units (2 = the image width); items without a target
-    (map -1) do not count.
+    Distances are in normalised image units (2 = the image width); targets without a map (-1)
+    do not count.  ``targets`` / ``target_maps`` are ``(B, 2)`` / ``(B,)`` or ``(B, N, 2)`` /
+    ``(B, N)``, as :meth:`GroundingMaps.loss` takes them.
     """
-    valid = target_maps >= 0
-    if not bool(valid.any()):
+    rows, slots = target_pairs(target_maps)
+    if rows.numel() == 0:
         return torch.zeros(2, dtype=torch.float64, device=targets.device)
-    rows = torch.nonzero(valid).squeeze(1)
-    chosen = positions[rows, target_maps[rows]].double()
-    distances = (chosen - targets[rows].double()).norm(dim=-1)
+    if target_maps.ndim == 1:
+        targets = targets[:, None]
+        target_maps = target_maps[:, None]
+    chosen = positions[rows, target_maps[rows, slots]].double()
+    distances = (chosen - targets[rows, slots].double()).norm(dim=-1)
     return torch.stack([distances.sum(), distances.new_tensor(float(rows.numel()))])
 
 
@@ -328,11 +348,13 @@ class Trainer:
         self.data_paths = paths
         model_config = config.build_model_config()
         image_size = model_config.image_size
+        # Each frame trains the maps of every segment still ahead, or only its own.
+        segment_subgoals = model_config.grounding_maps if config.grounding_upcoming else 0
         self.train_data = EpisodeDataset(
             paths, split='train', image_key=config.image_key, chunk_size=config.chunk_size,
             image_size=image_size, augment=config.augment, proprio_key=config.proprio_key,
             action_offset=config.action_offset, successful_only=config.successful_only,
-            subgoal_dim=config.subgoal_dim)
+            subgoal_dim=config.subgoal_dim, segment_subgoals=segment_subgoals)
         self.spec.check_dim(self.train_data.action_dim, f'actions in {", ".join(map(str, paths))}')
         self.valid_data = None
         if _split_size(paths, 'valid', config.successful_only) > 0:
@@ -340,7 +362,8 @@ class Trainer:
                 paths, split='valid', image_key=self.train_data.image_key,
                 chunk_size=config.chunk_size, image_size=image_size, augment=False,
                 proprio_key=config.proprio_key, action_offset=config.action_offset,
-                successful_only=config.successful_only, subgoal_dim=config.subgoal_dim)
+                successful_only=config.successful_only, subgoal_dim=config.subgoal_dim,
+                segment_subgoals=segment_subgoals)
         proprio_dim = None
         if config.proprio_key is not None:
             proprio_dim = int(self.train_data[0]['proprio'].shape[0])
@@ -479,14 +502,26 @@ class Trainer:
             subgoal = self.stats.normalize(batch['subgoal'].numpy()).astype(np.float32)
             inputs['subgoal_actions'] = torch.from_numpy(subgoal).to(self.device,
                                                                      non_blocking=True)
-        camera = self._camera
-        if camera is not None:
-            targets, maps = grounding_targets(
-                camera, batch['subgoal'].numpy()[:, self.config.subgoal_position_slice],
-                batch['subgoal_segment'].numpy(), self.model.config.grounding_maps)
-            inputs['grounding_targets'] = torch.from_numpy(targets).to(self.device)
-            inputs['grounding_target_maps'] = torch.from_numpy(maps).to(self.device)
+        grounding = self._grounding_batch(batch)
+        if grounding is not None:
+            inputs['grounding_targets'], inputs['grounding_target_maps'] = (
+                torch.from_numpy(part).to(self.device) for part in grounding)
         return inputs
+
+    def _grounding_batch(
+            self, batch: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return a batch's grounding targets and the maps they train (None without maps)."""
+        camera = self._camera
+        if camera is None:
+            return None
+        position = self.config.subgoal_position_slice
+        maps = self.model.config.grounding_maps
+        if 'segment_subgoals' in batch:
+            return segment_grounding_targets(
+                camera, batch['segment_subgoals'].numpy()[:, :, position],
+                batch['segment_subgoal_mask'].numpy(), maps)
+        return grounding_targets(camera, batch['subgoal'].numpy()[:, position],
+                                 batch['subgoal_segment'].numpy(), maps)
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
