@@ -252,6 +252,33 @@ def test_grounding_aids_are_saved_and_reloaded(tmp_path):
     torch.testing.assert_close(got.predicted_subgoal, expected.predicted_subgoal)
 
 
+@pytest.mark.parametrize('stride', [8, 4])
+def test_grounding_maps_cover_the_grid_of_their_stride_and_reload(stride, tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(grounding_maps=2, grounding_stride=stride)).eval()
+    grids = []
+    model.grounding.register_forward_hook(lambda module, args, out: grids.append(out[0].shape))
+    pixels, _ = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    inputs = {'instruction_embeddings': tokens, 'attention_mask': mask,
+              'grounding_targets': torch.tensor([[0.1, -0.2], [0.5, 0.5]]),
+              'grounding_target_maps': torch.tensor([0, 1])}
+    with torch.no_grad():
+        expected = model(pixels, **inputs)
+    side = model.config.image_size // stride
+    assert grids == [(2, 2, side * side)]
+    assert expected.grounding_loss > 0 and expected.grounding_positions.shape == (2, 2, 2)
+    model.save_pretrained(tmp_path)
+    reloaded = CustomVLAModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.grounding_stride == stride
+    with torch.no_grad():
+        got = reloaded(pixels, **inputs)
+    torch.testing.assert_close(got.grounding_positions, expected.grounding_positions)
+    torch.testing.assert_close(got.grounding_loss, expected.grounding_loss)
+    with pytest.raises(ValueError, match='grounding_stride must be one of'):
+        grounding_config(grounding_maps=2, grounding_stride=6)
+
+
 def test_readout_pooling_is_saved_and_reloaded(tmp_path):
     torch.manual_seed(0)
     model = CustomVLAModel(tiny_config(pooling='readout', use_proprio=True, proprio_dim=3,
@@ -418,11 +445,12 @@ def coloured_squares(count, generator, size=64, square=8):
     return images, centres * 2 - 1
 
 
-def test_grounding_maps_learn_to_find_the_object_the_instruction_names():
+@pytest.mark.parametrize('stride', [8, 4])
+def test_grounding_maps_learn_to_find_the_object_the_instruction_names(stride):
     # With the same instruction for both squares this ends near 50 %; with them, above 95 %.
     torch.manual_seed(0)
     config = tiny_config(image_size=64, vision_backbone='conv', pooling='readout',
-                         language_film=True, grounding_maps=1)
+                         language_film=True, grounding_maps=1, grounding_stride=stride)
     model = CustomVLAModel(config).train()
     names = ['touch the red one', 'touch the blue one']
     generator = torch.Generator().manual_seed(0)

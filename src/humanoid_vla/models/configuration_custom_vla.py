@@ -17,6 +17,7 @@ POOLING_MODES = ('mean', 'readout')
 FILM_POOLING_MODES = ('mean', 'attention')
 VISION_BACKBONES = ('vit', 'conv')
 CONV_STRIDE = 16  # pixels per token side of the conv backbone
+GROUNDING_STRIDES = (8, 4)  # pixels per grounding-map cell side
 MINILM_HIDDEN_SIZE = 384
 
 
@@ -101,6 +102,9 @@ class CustomVLAConfig(PretrainedConfig):
       position and the features under it join the fusion layers as one token.  Training needs
       the camera calibration (``grounding_camera`` in the training config).
     - ``grounding_loss_weight``: the weight of that cross-entropy in the training loss.
+    - ``grounding_stride``: 8 (the heat maps cover the stride-8 grid, one cell per 8 x 8
+      pixels) or 4 (the stride-8 features upsampled beside the second conv stage's: a cell per
+      4 x 4 pixels, about 2 cm of table, for grasps that must land within 3 cm).
     - ``grounding_word_queries``: each grounding map also pools the instruction's tokens with a
       learnt query of its own and scores every cell by how well its features match those
       words, so map 0 can take the object to grasp and map 1 the place reference from one
@@ -140,6 +144,7 @@ class CustomVLAConfig(PretrainedConfig):
     grounding_maps: int = 0
     grounding_loss_weight: float = 1.0
     grounding_word_queries: bool = False
+    grounding_stride: int = 8
 
     def __post_init__(self, **kwargs: Any) -> None:
         """Validate the fields, then let transformers handle its common keyword arguments."""
@@ -212,6 +217,9 @@ class CustomVLAConfig(PretrainedConfig):
                 'language_film, spatial_keypoints and grounding_maps need vision_backbone "conv"')
         if self.grounding_word_queries and not self.grounding_maps:
             raise ValueError('grounding_word_queries needs grounding_maps > 0')
+        if self.grounding_stride not in GROUNDING_STRIDES:
+            raise ValueError(f'grounding_stride must be one of {GROUNDING_STRIDES}, '
+                             f'got {self.grounding_stride}')
         if self.grounding_maps < 0:
             raise ValueError(f'grounding_maps must be >= 0, got {self.grounding_maps}')
         if self.grounding_loss_weight < 0:
