@@ -111,15 +111,20 @@ def test_segment_indices_count_the_changes_so_far():
         dataset_module.segment_indices(np.zeros(0))
 
 
-def test_subgoal_is_the_action_ending_the_segment_of_the_first_action(tmp_path):
-    gripper = [0, 0, 0, 1, 1, 0]
-    path = tmp_path / 'segments.hdf5'
+def write_gripper_episode(path, gripper):
+    """Write one episode whose actions are (step, gripper command): segments end at changes."""
     with EpisodeWriter(path) as writer:
         writer.begin_episode('pick it up')
         for step, grip in enumerate(gripper):
             writer.add_step({'front_rgb': _frame(0, step)},
                             np.array([step, grip], np.float32), 0.1 * step)
         writer.end_episode(True)
+    return path
+
+
+def test_subgoal_is_the_action_ending_the_segment_of_the_first_action(tmp_path):
+    gripper = [0, 0, 0, 1, 1, 0]
+    path = write_gripper_episode(tmp_path / 'segments.hdf5', gripper)
     data = EpisodeDataset(path, split=None, image_size=8, action_offset=1, subgoal_dim=-1)
     subgoal_steps = [int(data[step]['subgoal'][0]) for step in range(len(gripper))]
     # Frame 0's first action is step 1, whose segment (gripper 0) ends at step 2, and so on.
@@ -133,13 +138,7 @@ def test_subgoal_is_the_action_ending_the_segment_of_the_first_action(tmp_path):
 
 def test_segment_subgoals_hold_every_segment_end_and_mark_those_still_ahead(tmp_path):
     gripper = [0, 0, 0, 1, 1, 0]  # segments end at steps 2, 4 and 5
-    path = tmp_path / 'segments.hdf5'
-    with EpisodeWriter(path) as writer:
-        writer.begin_episode('pick it up')
-        for step, grip in enumerate(gripper):
-            writer.add_step({'front_rgb': _frame(0, step)},
-                            np.array([step, grip], np.float32), 0.1 * step)
-        writer.end_episode(True)
+    path = write_gripper_episode(tmp_path / 'segments.hdf5', gripper)
     data = EpisodeDataset(path, split=None, image_size=8, action_offset=1, subgoal_dim=-1,
                           segment_subgoals=4)
     items = [data[step] for step in range(len(gripper))]
