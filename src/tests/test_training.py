@@ -16,6 +16,7 @@ from humanoid_vla.policies import Observation
 from humanoid_vla.policies.custom import CustomVLAPolicy
 from humanoid_vla.training import (
     find_last_checkpoint,
+    precision,
     Trainer,
     TrainingConfig,
     TrainingConfigError,
@@ -118,12 +119,19 @@ def test_a_short_run_lowers_the_loss(trained):
 def test_bf16_autocast_on_cpu_learns_and_keeps_fp32_weights(dataset, tmp_path):
     config = make_config(dataset, tmp_path / 'bf16', max_steps=80, batch_size=16,
                          precision='bf16', model={**TINY_MODEL, 'dropout': 0.0})
-    trainer = run_training(config)
+    trainer = Trainer(config, show_progress=False)
+    queued = list(trainer._messages)
+    trainer.train()
+    trainer.close()
     first, last = np.mean(trainer.losses[:10]), np.mean(trainer.losses[-10:])
     assert last < 0.75 * first, (first, last)
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
     saved = load_checkpoint(tmp_path / 'bf16' / 'final')
     assert {p.dtype for p in saved.model.parameters()} == {torch.float32}
+    # An explicit bf16 is kept (and warned about where the CPU only emulates it).
+    assert trainer.training_summary()['precision'] == 'bf16'
+    emulated = not precision.native_bf16(torch.device('cpu'))
+    assert any('emulated' in message for message in queued) == emulated
 
 
 def test_output_directory_layout(trained):

@@ -21,10 +21,10 @@ from typing import Any, Mapping, Sequence
 from humanoid_vla.actions import ActionSpec, DEFAULT_PARTS
 from humanoid_vla.camera_projection import CameraCalibrationError, PinholeCamera
 from humanoid_vla.models import CustomVLAConfig
+from humanoid_vla.training.precision import PRECISIONS
 import yaml
 
 DEVICES = ('auto', 'cpu', 'cuda')
-PRECISIONS = ('fp32', 'bf16')
 # Model fields the training config decides: a model config may repeat them, not contradict them.
 DERIVED_MODEL_FIELDS = ('action_dim', 'chunk_size', 'use_proprio', 'proprio_dim')
 # Minimum of each integer field (None: any integer).

@@ -50,6 +50,7 @@ from humanoid_vla.training.distributed import (
     init_distributed,
     shutdown,
 )
+from humanoid_vla.training.precision import emulated_bf16_warning, resolve_precision
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -343,6 +344,10 @@ class Trainer:
                 'continue it or choose another output_dir')
         seed_everything(config.seed)
         self._camera = config.camera
+        self.precision = resolve_precision(config.precision, self.device)
+        warning = emulated_bf16_warning(config.precision, self.device)
+        if warning:
+            self._message(warning)
 
         paths = [Path(p).expanduser().resolve() for p in config.data]
         self.data_paths = paths
@@ -525,7 +530,7 @@ class Trainer:
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=self.config.precision == 'bf16')
+                              enabled=self.precision == 'bf16')
 
     def train_step(self, batch: dict[str, Any]) -> torch.Tensor:
         """Run one optimisation step on ``batch``; return its loss (detached, not synced)."""
@@ -659,6 +664,7 @@ class Trainer:
             'proprio_key': self.config.proprio_key,
             'action_offset': self.config.action_offset,
             'successful_only': self.config.successful_only,
+            'precision': self.precision,
             'unsuccessful_episodes_skipped': self.train_data.num_unsuccessful_skipped + (
                 self.valid_data.num_unsuccessful_skipped if self.valid_data else 0),
             'num_train_steps_in_data': len(self.train_data),
