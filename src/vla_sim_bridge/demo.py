@@ -39,11 +39,12 @@ from humanoid_vla.sim.tasks import FAMILIES, sample_task
 import numpy as np
 import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
+from vla_sim_bridge.experiments.rosclient import run_on_executor
 from vla_sim_bridge.launcher import CONFIG, NodeProcesses, SIM_CAMERA_TIMEOUT_S, WORKSPACE
 
 DEFAULT_INSTRUCTION = 'pick up the red cup and place it on the plate'
@@ -73,7 +74,7 @@ class DemoClient:
         self.node.create_subscription(Image, '/head_camera/image_raw', self._on_image,
                                       qos_profile_sensor_data)
         self.action = ActionClient(self.node, ExecuteVLATask, 'execute_vla_task')
-        self.executor = MultiThreadedExecutor(num_threads=3)
+        self.executor = SingleThreadedExecutor()  # one thread: see run_on_executor
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
@@ -89,18 +90,20 @@ class DemoClient:
         client = self.node.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout):
             raise RuntimeError(f'service {name} did not come up within {timeout} s')
-        return wait(client.call_async(request), timeout, name)
+        return wait(run_on_executor(self.executor, lambda: client.call_async(request)),
+                    timeout, name)
 
     def run_goal(self, instruction: str, max_steps: int):
         """Send the goal, print a line per feedback, return the result."""
         if not self.action.wait_for_server(timeout_sec=120.0):
             raise RuntimeError('the VLA server did not offer execute_vla_task')
         goal = ExecuteVLATask.Goal(instruction=instruction, max_steps=max_steps)
-        handle = wait(self.action.send_goal_async(goal, feedback_callback=print_feedback),
-                      30.0, 'goal response')
+        handle = wait(run_on_executor(self.executor, lambda: self.action.send_goal_async(
+            goal, feedback_callback=print_feedback)), 30.0, 'goal response')
         if not handle.accepted:
             raise RuntimeError('the server rejected the goal')
-        return wait(handle.get_result_async(), max_steps * 2.0 + 60.0, 'result').result
+        return wait(run_on_executor(self.executor, handle.get_result_async),
+                    max_steps * 2.0 + 60.0, 'result').result
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""

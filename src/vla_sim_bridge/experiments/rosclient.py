@@ -15,18 +15,21 @@
 """
 A small rclpy client for the experiment commands: service calls and action goals with timeouts.
 
-One node spins in a background MultiThreadedExecutor; every request is sent with the *_async
-call and waited for through a done callback, so no result is read from a racing thread.
+One node spins in a background single-threaded executor.  Every request is sent *on* that
+executor (rclpy's *_async calls register the request, then add a done callback that removes
+it: sent from another thread, a response that arrives in between is removed twice and rclpy
+raises ValueError, which stopped a vla-sim-evaluate run in session 8) and waited for through a
+done callback, so no result is read from a racing thread.
 """
 
 import os
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import rclpy
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
@@ -37,6 +40,33 @@ def use_domain(domain_id: Optional[int]) -> None:
     """Put this process and the nodes it starts on ROS domain ``domain_id`` (None: keep)."""
     if domain_id is not None:
         os.environ[EXPERIMENT_DOMAIN_ENV] = str(domain_id)
+
+
+def run_on_executor(executor, send: Callable, timeout: float = 10.0):
+    """
+    Run ``send`` on the thread that spins ``executor`` and return what it returns.
+
+    rclpy's *_async calls register the request, then add a done callback that removes it; from
+    another thread, a response that lands in between is removed twice and rclpy raises
+    ValueError.  Sent from the executor's own thread, nothing races.  Exceptions come back here.
+    """
+    ran = threading.Event()
+    box = {}
+
+    def run() -> None:
+        try:
+            box['value'] = send()
+        except Exception as err:  # handed to the caller below
+            box['error'] = err
+        finally:
+            ran.set()
+
+    executor.create_task(run)
+    if not ran.wait(timeout):
+        raise TimeoutError(f'the executor did not run the request within {timeout:.0f} s')
+    if 'error' in box:
+        raise box['error']
+    return box['value']
 
 
 class ExperimentClient:
@@ -53,7 +83,7 @@ class ExperimentClient:
         if camera_topic:
             self.node.create_subscription(Image, camera_topic, self._on_image,
                                           qos_profile_sensor_data)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
@@ -71,6 +101,10 @@ class ExperimentClient:
         if msg is None:
             return None
         return np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3).copy()
+
+    def on_executor(self, send: Callable, timeout: float = 10.0):
+        """Run ``send`` (e.g. a *_async call) on this client's executor; see run_on_executor."""
+        return run_on_executor(self.executor, send, timeout)
 
     def _client(self, srv_type, name: str):
         if name not in self._clients:
@@ -91,8 +125,13 @@ class ExperimentClient:
         """Call a service and return its response; TimeoutError when none comes in time."""
         client = self._client(srv_type, name)
         done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
+
+        def send():
+            future = client.call_async(request)
+            future.add_done_callback(lambda _: done.set())
+            return future
+
+        future = self.on_executor(send)
         if not done.wait(timeout):
             future.cancel()
             raise TimeoutError(f'service {name} did not answer within {timeout:.0f} s')
@@ -142,8 +181,8 @@ class ExperimentClient:
                 return
             handle.get_result_async().add_done_callback(on_result)
 
-        client.send_goal_async(goal, feedback_callback=on_feedback).add_done_callback(
-            on_goal_response)
+        self.on_executor(lambda: client.send_goal_async(
+            goal, feedback_callback=on_feedback).add_done_callback(on_goal_response))
         if not done.wait(timeout):
             raise TimeoutError(f'action {name}: no result within {timeout:.0f} s')
         return outcome['accepted'], outcome['result']
