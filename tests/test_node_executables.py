@@ -23,6 +23,10 @@ def test_node_joins_graph_and_exits_cleanly_on_sigint(
             timeout=30.0)
         assert appeared and process.process.poll() is None, process.stop()
         assert node_name in observer.get_node_names()
+        # A node is in the graph before it has finished setting up (the server loads its policy
+        # after creating the node): a SIGINT right now would cut the ready line (seen in CI).
+        wait_until(lambda: 'ready' in process.output or process.process.poll() is not None,
+                   timeout=30.0)
     finally:
         observer.destroy_node()
     assert process.stop() == 0, process.output
