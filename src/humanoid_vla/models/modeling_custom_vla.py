@@ -332,34 +332,32 @@ class GroundingMaps(nn.Module):
         ``(B, N, 2)`` and ``(B, N)`` an item trains up to N maps.  The mean runs over the
         (item, map) pairs with a target; with none the loss is a zero that keeps the graph.
         """
-        rows, slots = target_pairs(target_maps)
+        rows, maps, positions = targeted_pairs(targets, target_maps)
         if rows.numel() == 0:
             return logits.sum() * 0.0
-        if target_maps.ndim == 1:
-            targets = targets[:, None]
-            target_maps = target_maps[:, None]
-        chosen = logits[rows, target_maps[rows, slots]].float()
+        chosen = logits[rows, maps].float()
         centres = grid_centres(*grid, device=logits.device)
         cell = torch.tensor([2.0 / grid[1], 2.0 / grid[0]], device=logits.device)
-        positions = targets[rows, slots].to(logits.device, torch.float32)
+        positions = positions.to(logits.device, torch.float32)
         distance_sq = ((centres[None] - positions[:, None]) / cell).square().sum(dim=-1)
         target = (-distance_sq / (2.0 * self.sigma_cells ** 2)).softmax(dim=-1)
         return -(target * chosen.log_softmax(dim=-1)).sum(dim=-1).mean()
 
 
-def target_pairs(target_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def targeted_pairs(targets: torch.Tensor, target_maps: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """
-    Return the (item, slot) indices of the grounding targets that train a map (not -1).
+    Return the item, the map and the target position of every grounding target that trains a map.
 
-    ``target_maps`` is ``(B,)`` (one slot per item: the slots are all 0) or ``(B, N)``.
+    ``targets`` / ``target_maps`` are ``(B, 2)`` / ``(B,)`` (one target per item) or
+    ``(B, N, 2)`` / ``(B, N)``; map -1 trains nothing.
     """
     if target_maps.ndim not in (1, 2):
         raise ValueError(f'target_maps must be (B,) or (B, N), got {tuple(target_maps.shape)}')
-    valid = target_maps >= 0
     if target_maps.ndim == 1:
-        valid = valid[:, None]
-    rows, slots = torch.nonzero(valid, as_tuple=True)
-    return rows, slots
+        targets, target_maps = targets[:, None], target_maps[:, None]
+    rows, slots = torch.nonzero(target_maps >= 0, as_tuple=True)
+    return rows, target_maps[rows, slots], targets[rows, slots]
 
 
 class CrossAttentionBlock(nn.Module):

@@ -39,7 +39,7 @@ from humanoid_vla.checkpoint import load_checkpoint, save_checkpoint
 from humanoid_vla.data.dataset import EpisodeDataset
 from humanoid_vla.data.episode_reader import EpisodeReader
 from humanoid_vla.models import CustomVLAModel
-from humanoid_vla.models.modeling_custom_vla import target_pairs
+from humanoid_vla.models.modeling_custom_vla import targeted_pairs
 from humanoid_vla.normalization import NormalizationStats
 from humanoid_vla.training.config import TrainingConfig, TrainingConfigError
 from humanoid_vla.training.distributed import (
@@ -138,14 +138,10 @@ def grounding_error_sum(
     do not count.  ``targets`` / ``target_maps`` are ``(B, 2)`` / ``(B,)`` or ``(B, N, 2)`` /
     ``(B, N)``, as :meth:`GroundingMaps.loss` takes them.
     """
-    rows, slots = target_pairs(target_maps)
+    rows, maps, wanted = targeted_pairs(targets, target_maps)
     if rows.numel() == 0:
         return torch.zeros(2, dtype=torch.float64, device=targets.device)
-    if target_maps.ndim == 1:
-        targets = targets[:, None]
-        target_maps = target_maps[:, None]
-    chosen = positions[rows, target_maps[rows, slots]].double()
-    distances = (chosen - targets[rows, slots].double()).norm(dim=-1)
+    distances = (positions[rows, maps].double() - wanted.double()).norm(dim=-1)
     return torch.stack([distances.sum(), distances.new_tensor(float(rows.numel()))])
 
 
