@@ -31,6 +31,7 @@ HEIGHT, WIDTH = 24, 32
 TICK_S = 0.01          # commands and joint states at 100 Hz
 CAMERA_EVERY = 5       # cameras at 20 Hz
 CAMERAS = ('head', 'wrist')
+RENEW_CLIENTS_AFTER = 5  # unanswered one-second calls before the service clients are replaced
 PADDING = 4            # the wrist camera publishes bgr8 rows padded by this many bytes
 
 
@@ -91,17 +92,32 @@ class CollectorHarness:
             String, f'{namespace}/vla_server/active_instruction',
             QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        self.start_client = n.create_client(StartEpisode,
-                                            f'{namespace}/vla_collector/start_episode')
-        self.stop_client = n.create_client(SetBool, f'{namespace}/vla_collector/stop_episode')
-        self.discard_client = n.create_client(Trigger,
-                                              f'{namespace}/vla_collector/discard_episode')
+        self._create_clients()
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
         self.executor.add_node(n)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
         self._spinner.start()
         self._running = threading.Event()
         self._publisher = None
+
+    def _create_clients(self) -> None:
+        """Create the clients of the collector's services."""
+        n, service = self.node, f'{self.ns}/vla_collector'
+        self.start_client = n.create_client(StartEpisode, f'{service}/start_episode')
+        self.stop_client = n.create_client(SetBool, f'{service}/stop_episode')
+        self.discard_client = n.create_client(Trigger, f'{service}/discard_episode')
+
+    def _renew_clients(self) -> None:
+        """
+        Replace the service clients with new ones.
+
+        Fast DDS can leave a client that talked to a SIGKILLed collector unmatched with the next
+        one for longer than a test waits (seen once in CI: 30 s of unanswered calls while the
+        new collector was ready); fresh endpoints are matched from scratch.
+        """
+        for client in (self.start_client, self.stop_client, self.discard_client):
+            self.node.destroy_client(client)
+        self._create_clients()
 
     def _now(self) -> float:
         return self.node.get_clock().now().nanoseconds * 1e-9
@@ -151,13 +167,17 @@ class CollectorHarness:
             if time.monotonic() > deadline or process.process.poll() is not None:
                 return False
             time.sleep(0.05)
+        unanswered = 0
         while True:
             try:
                 call(self.stop_client, SetBool.Request(data=False), timeout=1.0)
                 break
             except TimeoutError:
+                unanswered += 1
                 if time.monotonic() > deadline:
                     return False
+                if unanswered % RENEW_CLIENTS_AFTER == 0:
+                    self._renew_clients()
         publishers = [*self.cameras, self.pose, self.gripper, self.joints]
         while not all(p.get_subscription_count() > 0 for p in publishers):
             if time.monotonic() > deadline:
@@ -296,7 +316,7 @@ def start_collector(harness, start_node):
                              harness.collector_args(data_dir, **params))
         if harness._publisher is None:
             harness.start_publishing()
-        if not harness.wait_connected(process, 30.0):
+        if not harness.wait_connected(process, 60.0):
             process.stop()
             pytest.fail(f'vla_collector never connected:\n{process.output}')
         return process
