@@ -30,6 +30,10 @@ PLACE_GAPS = (0.04, 0.03, 0.05, 0.02, 0.06)
 # (fingers forward, thumb back): HAND_FRONT ahead, HAND_BACK behind, HAND_HALF_WIDTH to the
 # sides, HAND_DEPTH below the site.
 HAND_FRONT, HAND_BACK, HAND_HALF_WIDTH, HAND_DEPTH = 0.06, 0.09, 0.045, 0.04
+# The safety box for hand targets in simulation (base_link = the G1 pelvis): hand targets lie in
+# x 0.2-0.45, y -0.31-0.06, z -0.07-0.1; this box holds them with a margin.
+HAND_WORKSPACE_MIN = (0.05, -0.5, -0.25)
+HAND_WORKSPACE_MAX = (0.6, 0.3, 0.35)
 ENOUGH_ROOM = 0.02  # more clearance than this does not make a spot better
 MIN_ROOM = 0.005  # a spot with less clearance does not count as free
 

@@ -38,14 +38,13 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
 from vla_sim_bridge.experiments.record import parse_families
 from vla_sim_bridge.launcher import CONFIG, NodeProcesses, SIM_CAMERA_TIMEOUT_S
 
 DEFAULT_MAX_STEPS = {'touch': 40, 'pick_place': 80}
-# The bridge's base_link is the G1 pelvis: hand targets lie in x 0.2-0.45, y -0.31-0.06,
-# z -0.07-0.1; this box holds them with a margin.
-SIM_WORKSPACE_MIN = [0.05, -0.5, -0.25]
-SIM_WORKSPACE_MAX = [0.6, 0.3, 0.35]
+SIM_WORKSPACE_MIN = list(HAND_WORKSPACE_MIN)
+SIM_WORKSPACE_MAX = list(HAND_WORKSPACE_MAX)
 
 
 def build_parser() -> argparse.ArgumentParser:

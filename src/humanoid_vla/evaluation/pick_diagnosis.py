@@ -1,0 +1,280 @@
+"""
+Pick-and-place failure breakdown: which phase of an episode goes wrong, and by how much.
+
+    vla-sim-diagnose CHECKPOINT --episodes 20 --split train --seed-start 10000
+    vla-sim-diagnose --expert --episodes 20 --split train --seed-start 10000
+
+The closed loop (vla-sim-evaluate) says how many pick-and-places succeed, not why the others
+fail, and each fix targets a different phase. This runs pick-and-place episodes in-process
+(SimEnvironment driven by the server's own VLAController and safety filter with the server's
+simulation limits; no ROS) and sorts each episode into one outcome:
+
+    success           the simulator's check passed (the target was held, then put in place)
+    never_closed      the gripper command never crossed the grasp assist's threshold
+    missed            it closed, but nothing was within the grasp assist's reach
+    picked_reference  it picked up the place reference instead of the target
+    wrong_object      it picked up another object
+    not_placed        it held the target but did not leave it in place (still held at the
+                      end, or let go somewhere else)
+
+For every closing of the gripper it records how far the grasp site was from the target's
+surface and which object was nearest (the grasp assist attaches within 3 cm). Unlike the
+closed loop, physics waits for the policy here (no timing effects), so its success rate is
+close to, not equal to, vla-sim-evaluate's; `--expert` runs the scripted expert through the
+same bookkeeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+import json
+import pathlib
+import statistics
+from typing import Callable, Optional, Sequence
+
+from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
+from humanoid_vla.sim.tasks import sample_task, TaskSpec
+import numpy as np
+
+OUTCOMES = ('success', 'never_closed', 'missed', 'picked_reference', 'wrong_object',
+            'not_placed')
+CLOSED_THRESHOLD = 0.5  # as the grasp assist (humanoid_vla.sim.grasp); checked in the tests
+SETTLE_SECONDS = 0.5  # as vla-sim-evaluate waits after a reset
+MAX_STEPS = 80  # vla-sim-evaluate's pick_place budget
+# The server's per-tick limits (config/vla_server.yaml); the workspace is the simulation's.
+MAX_POSITION_STEP = 0.05
+MAX_ROTATION_STEP = 0.3
+
+
+@dataclass
+class Closing:
+    """One closing of the gripper: where the hand was, and what it picked up, if anything."""
+
+    step: int
+    target_distance_m: float
+    nearest: str
+    nearest_distance_m: float
+    attached: Optional[str] = None
+
+
+@dataclass
+class EpisodeDiagnosis:
+    """One episode: its task, outcome and gripper closings."""
+
+    seed: int
+    instruction: str
+    target: str
+    reference: str
+    relation: str
+    outcome: str = ''
+    steps: int = 0
+    closings: list[Closing] = field(default_factory=list)
+    picked: list[str] = field(default_factory=list)
+
+
+class GraspMonitor:
+    """Watches the gripper command and the held object of an environment tick by tick."""
+
+    def __init__(self, env, task: TaskSpec) -> None:
+        self.env = env
+        self.task = task
+        self.closings: list[Closing] = []
+        self._closed = False
+
+    def update(self, step: int) -> None:
+        """Record a closing when the command crosses to closed; credit it with what attaches."""
+        env, world = self.env, self.env.world
+        closed = env.gripper >= CLOSED_THRESHOLD
+        if closed and not self._closed:
+            site, _ = world.hand_pose(env.side)
+            distances = {name: world.distance_to_object(site, name)
+                         for name in world.object_names()}
+            nearest = min(distances, key=distances.get)
+            self.closings.append(Closing(step, float(distances[self.task.target]), nearest,
+                                         float(distances[nearest])))
+        self._closed = closed
+        held = world.held_object(env.side)
+        if held is not None and self.closings and self.closings[-1].attached is None:
+            self.closings[-1].attached = held
+
+
+def classify(task: TaskSpec, success: bool, closings: Sequence[Closing],
+             picked: Sequence[str]) -> str:
+    """Return the episode's outcome (see OUTCOMES and the module docstring)."""
+    if success:
+        return 'success'
+    if not closings:
+        return 'never_closed'
+    if task.target in picked:
+        return 'not_placed'
+    if task.reference in picked:
+        return 'picked_reference'
+    if picked:
+        return 'wrong_object'
+    return 'missed'
+
+
+Actor = Callable[[], np.ndarray]
+
+
+def run_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor],
+                max_steps: int = MAX_STEPS) -> EpisodeDiagnosis:
+    """Reset ``env`` to ``task``, run the actor until success or ``max_steps``; diagnose it."""
+    env.reset_task(task)
+    env.world.step(max(1, int(round(SETTLE_SECONDS / env.world.timestep))))
+    act = make_actor(env, task)
+    monitor = GraspMonitor(env, task)
+    diagnosis = EpisodeDiagnosis(task.seed, task.instruction, task.target, task.reference,
+                                 task.relation)
+    success = False
+    for step in range(1, max_steps + 1):
+        env.apply_action(act())
+        monitor.update(step)
+        diagnosis.steps = step
+        success = env.success()
+        if success:
+            break
+    diagnosis.closings = monitor.closings
+    diagnosis.picked = sorted(env.picked)
+    diagnosis.outcome = classify(task, success, monitor.closings, diagnosis.picked)
+    return diagnosis
+
+
+def expert_actor(env, task: TaskSpec) -> Actor:
+    """Return the scripted expert for one episode."""
+    from humanoid_vla.sim.expert import ScriptedExpert
+    return ScriptedExpert(env.world, task, env.side).act
+
+
+def policy_actors(policy) -> Callable[[object, TaskSpec], Actor]:
+    """Return a factory of per-episode actors that run ``policy`` as the server does."""
+    from humanoid_vla.actions import ActionSpec
+    from humanoid_vla.control.controller import VLAController
+    from humanoid_vla.policies.base import Observation
+    from humanoid_vla.safety import SafetyFilter, SafetyLimits
+
+    spec = ActionSpec.from_config(['right_hand_pose', 'right_gripper'])
+    limits = SafetyLimits(np.array(HAND_WORKSPACE_MIN), np.array(HAND_WORKSPACE_MAX),
+                          MAX_POSITION_STEP, MAX_ROTATION_STEP)
+    controller = VLAController(policy, spec, SafetyFilter(limits))
+
+    def make(env, task: TaskSpec) -> Actor:
+        controller.start_goal()
+
+        def act() -> np.ndarray:
+            seen = env.observe()
+            observation = Observation(seen['image'], task.instruction,
+                                      np.asarray(seen['joint_positions'], np.float32))
+            return controller.tick(observation).action.to_vector(spec)
+        return act
+    return make
+
+
+def summarize(episodes: Sequence[EpisodeDiagnosis]) -> dict[str, object]:
+    """Return outcome counts and the grasp-site distances at the first closing."""
+    counts = Counter(e.outcome for e in episodes)
+    first = [e.closings[0] for e in episodes if e.closings]
+    missed = [e.closings[0].target_distance_m for e in episodes if e.outcome == 'missed']
+
+    def median_cm(values: list[float]) -> Optional[float]:
+        return round(100 * statistics.median(values), 1) if values else None
+
+    relations = sorted({e.relation for e in episodes})
+    return {
+        'episodes': len(episodes),
+        'outcomes': {name: counts.get(name, 0) for name in OUTCOMES},
+        # "on the plate" names one pickable object, "next to" two: the instruction's word order
+        # alone says which to grasp.
+        'by_relation': {relation: {name: sum(e.outcome == name and e.relation == relation
+                                             for e in episodes) for name in OUTCOMES}
+                        for relation in relations},
+        'first_closing_target_cm_median': median_cm([c.target_distance_m for c in first]),
+        'first_closing_nearest_is_target': sum(c.nearest_distance_m >= c.target_distance_m
+                                               for c in first),
+        'first_closings': len(first),
+        'missed_target_cm_median': median_cm(missed),
+        'closings_per_episode_median': (statistics.median(len(e.closings) for e in episodes)
+                                        if episodes else None),
+    }
+
+
+def format_summary(label: str, summary: dict[str, object]) -> str:
+    """Return a few lines: outcomes, then distances at the first closing."""
+    outcomes = ', '.join(f'{name} {count}' for name, count in summary['outcomes'].items())
+    lines = [f'{label}: {summary["episodes"]} pick_place episodes', f'  {outcomes}']
+    for relation, cell in summary['by_relation'].items():
+        done = ', '.join(f'{name} {count}' for name, count in cell.items() if count)
+        lines.append(f'  {relation:<8} {sum(cell.values())} episodes: {done}')
+    if summary['first_closings']:
+        lines.append(
+            f'  first closing: grasp site {summary["first_closing_target_cm_median"]} cm '
+            f'(median) from the target surface; target nearest in '
+            f'{summary["first_closing_nearest_is_target"]} of {summary["first_closings"]}')
+    if summary['missed_target_cm_median'] is not None:
+        lines.append(f'  missed: median {summary["missed_target_cm_median"]} cm from the target '
+                     f'at the first closing (the grasp assist reaches 3 cm)')
+    return '\n'.join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(prog='vla-sim-diagnose', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('checkpoint', nargs='?', help='checkpoint directory of the custom VLA')
+    source.add_argument('--expert', action='store_true', help='diagnose the scripted expert')
+    parser.add_argument('--episodes', type=int, default=20, help='pick_place episodes')
+    parser.add_argument('--seed-start', type=int, default=10000)
+    parser.add_argument('--seed-step', type=int, default=1,
+                        help="2 with --seed-start 10001 gives vla-sim-evaluate's pick_place "
+                             'seeds (it alternates task families)')
+    parser.add_argument('--split', default='train', choices=['train', 'novel'])
+    parser.add_argument('--max-steps', type=int, default=MAX_STEPS)
+    parser.add_argument('--out', help='write every episode and the summary to this JSON file')
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of vla-sim-diagnose."""
+    args = build_parser().parse_args(argv)
+    if min(args.episodes, args.max_steps, args.seed_step) < 1:
+        raise SystemExit('--episodes, --max-steps and --seed-step must be at least 1')
+    # MUJOCO_GL must be chosen before mujoco is first imported.
+    from humanoid_vla.sim.gl import select_gl_backend
+    if select_gl_backend() is None:
+        raise SystemExit('no offscreen OpenGL backend works here: install the packages in '
+                         'tools/sim_system_packages.txt (EGL or OSMesa)')
+    from humanoid_vla.sim.episode_runner import SimEnvironment
+
+    if args.expert:
+        make_actor, label = expert_actor, 'expert'
+    else:
+        from humanoid_vla.policies.custom import CustomVLAPolicy
+        make_actor, label = policy_actors(CustomVLAPolicy(args.checkpoint)), args.checkpoint
+    env = SimEnvironment()
+    episodes = []
+    try:
+        seeds = range(args.seed_start, args.seed_start + args.episodes * args.seed_step,
+                      args.seed_step)
+        for seed in seeds:
+            episode = run_episode(env, sample_task(seed, 'pick_place', args.split), make_actor,
+                                  args.max_steps)
+            first = episode.closings[0] if episode.closings else None
+            where = (f'first closing {100 * first.target_distance_m:.1f} cm from the target, '
+                     f'nearest {first.nearest}' if first else 'never closed')
+            print(f'seed {seed} {episode.outcome:<16} {episode.steps:3d} steps  {where}  '
+                  f'{episode.instruction!r}', flush=True)
+            episodes.append(episode)
+    finally:
+        env.close()
+    summary = summarize(episodes)
+    print(format_summary(f'{label} ({args.split} split, seeds {seeds.start}-{seeds[-1]})',
+                         summary))
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({'label': label, 'split': args.split, 'summary': summary,
+                                   'episodes': [asdict(e) for e in episodes]}, indent=1))
+    return 0

@@ -1,0 +1,125 @@
+"""The pick-and-place diagnosis sorts real rollouts by what went wrong, closing by closing."""
+
+import json
+import os
+
+from humanoid_vla.actions import ActionSpec
+from humanoid_vla.checkpoint import save_untrained_checkpoint
+from humanoid_vla.evaluation import pick_diagnosis
+from humanoid_vla.evaluation.pick_diagnosis import (classify, Closing, EpisodeDiagnosis,
+                                                    expert_actor, format_summary, OUTCOMES,
+                                                    policy_actors, run_episode, summarize)
+from humanoid_vla.models import CustomVLAConfig
+from humanoid_vla.sim.gl import select_gl_backend
+from humanoid_vla.sim.tasks import sample_task
+import numpy as np
+import pytest
+
+os.environ.setdefault('MUJOCO_GL', 'egl')
+GL_BACKEND = select_gl_backend()
+pytest.importorskip('mujoco', reason='MuJoCo is not installed (see requirements.txt)')
+pytest.importorskip('mink', reason='mink is not installed (see requirements.txt)')
+from humanoid_vla.policies.custom import CustomVLAPolicy  # noqa: E402,I100
+from humanoid_vla.sim import grasp  # noqa: E402
+
+needs_rendering = pytest.mark.skipif(GL_BACKEND is None, reason='no offscreen OpenGL backend')
+# A train-split pick-and-place "next to" another pickable object, and one "on the plate".
+NEXT_TO_SEED, ON_PLATE_SEED = 10000, 10001
+
+
+def closing(attached=None) -> Closing:
+    return Closing(step=5, target_distance_m=0.01, nearest='red_cup', nearest_distance_m=0.01,
+                   attached=attached)
+
+
+def test_the_closing_threshold_is_the_grasp_assists():
+    assert pick_diagnosis.CLOSED_THRESHOLD == grasp.CLOSED_THRESHOLD
+
+
+def test_outcomes_follow_the_order_success_then_what_the_hand_held():
+    task = sample_task(NEXT_TO_SEED, 'pick_place')
+    other = next(n for n in task.objects if n not in (task.target, task.reference))
+    assert classify(task, True, [closing(task.target)], [task.target]) == 'success'
+    assert classify(task, False, [], []) == 'never_closed'
+    assert classify(task, False, [closing()], []) == 'missed'
+    assert classify(task, False, [closing(task.reference)], [task.reference]) \
+        == 'picked_reference'
+    assert classify(task, False, [closing(other)], [other]) == 'wrong_object'
+    # Held the target at some point: what failed was putting it down, whatever else it held.
+    assert classify(task, False, [closing(other), closing(task.target)],
+                    [other, task.target]) == 'not_placed'
+
+
+def test_summary_counts_outcomes_per_relation_and_reads_the_first_closing():
+    def episode(relation, outcome, distances):
+        return EpisodeDiagnosis(1, 'i', 't', 'r', relation, outcome, 10,
+                                [Closing(3, d, 't' if d < 0.05 else 'r', min(d, 0.02))
+                                 for d in distances])
+    episodes = [episode('on', 'success', [0.0]), episode('on', 'not_placed', [0.02, 0.3]),
+                episode('next_to', 'missed', [0.15]), episode('next_to', 'never_closed', [])]
+    summary = summarize(episodes)
+    assert summary['outcomes']['success'] == 1 and sum(summary['outcomes'].values()) == 4
+    assert summary['by_relation']['on']['not_placed'] == 1
+    assert summary['by_relation']['next_to'] == {**dict.fromkeys(OUTCOMES, 0), 'missed': 1,
+                                                 'never_closed': 1}
+    assert summary['first_closings'] == 3
+    assert summary['first_closing_target_cm_median'] == 2.0
+    assert summary['first_closing_nearest_is_target'] == 2
+    assert summary['missed_target_cm_median'] == 15.0
+    text = format_summary('x', summary)
+    assert 'missed 1' in text and 'next_to  2 episodes' in text
+
+
+@needs_rendering
+@pytest.mark.parametrize('seed', [NEXT_TO_SEED, ON_PLATE_SEED])
+def test_the_expert_succeeds_after_one_closing_at_the_target(env, seed):
+    task = sample_task(seed, 'pick_place')
+    episode = run_episode(env, task, expert_actor)
+    assert episode.outcome == 'success', episode
+    assert len(episode.closings) == 1
+    first = episode.closings[0]
+    assert first.attached == task.target and first.nearest == task.target
+    assert first.target_distance_m <= grasp.ATTACH_DISTANCE
+    assert episode.picked == [task.target]
+
+
+@needs_rendering
+def test_a_hand_that_never_closes_is_told_apart_from_one_that_misses(env):
+    task = sample_task(NEXT_TO_SEED, 'pick_place')
+    home = np.concatenate([*env.world.hand_pose(env.side), [0.0]])
+
+    def stays_open(env_, task_):
+        return lambda: home
+
+    def closes_where_it_is(env_, task_):
+        return lambda: np.concatenate([home[:7], [1.0]])
+    assert run_episode(env, task, stays_open, max_steps=3).outcome == 'never_closed'
+    missed = run_episode(env, task, closes_where_it_is, max_steps=3)
+    assert missed.outcome == 'missed' and len(missed.closings) == 1
+    assert missed.closings[0].target_distance_m > grasp.ATTACH_DISTANCE
+
+
+@needs_rendering
+def test_a_checkpoint_runs_through_the_servers_controller(env, tmp_path):
+    spec = ActionSpec(('right_hand_pose', 'right_gripper'))
+    config = CustomVLAConfig(
+        image_size=32, vision_backbone='conv', vision_hidden_size=32, vision_heads=2,
+        hidden_size=32, num_heads=4, language_encoder='tiny', tiny_language_hidden_size=16,
+        tiny_language_layers=1, action_dim=8, chunk_size=2, use_proprio=True, proprio_dim=43)
+    policy = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'ckpt', spec, config))
+    episode = run_episode(env, sample_task(ON_PLATE_SEED, 'pick_place'), policy_actors(policy),
+                          max_steps=4)
+    assert episode.steps == 4 and episode.outcome in OUTCOMES
+    assert all(c.attached in (None, *env.task.objects) for c in episode.closings)
+
+
+@needs_rendering
+def test_the_command_line_writes_every_episode(tmp_path, capsys):
+    out = tmp_path / 'expert.json'
+    assert pick_diagnosis.main(['--expert', '--episodes', '2', '--seed-start', '10001',
+                                '--seed-step', '2', '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert 'seed 10001' in printed and 'seed 10003' in printed
+    written = json.loads(out.read_text())
+    assert [e['seed'] for e in written['episodes']] == [10001, 10003]
+    assert written['summary']['outcomes']['success'] == 2
