@@ -10,6 +10,7 @@ from humanoid_vla.evaluation.pick_diagnosis import (classify, Closing, EpisodeDi
                                                     expert_actor, format_summary, OUTCOMES,
                                                     policy_actors, run_episode, summarize)
 from humanoid_vla.models import CustomVLAConfig
+from humanoid_vla.policies.base import Policy
 from humanoid_vla.sim.gl import select_gl_backend
 from humanoid_vla.sim.tasks import sample_task
 import numpy as np
@@ -123,3 +124,44 @@ def test_the_command_line_writes_every_episode(tmp_path, capsys):
     written = json.loads(out.read_text())
     assert [e['seed'] for e in written['episodes']] == [10001, 10003]
     assert written['summary']['outcomes']['success'] == 2
+
+
+class LowersAndRemembers(Policy):
+    """Lowers the open hand 2 cm a tick from where it started; remembers the joints it saw."""
+
+    action_spec = ActionSpec(('right_hand_pose', 'right_gripper'))
+
+    def __init__(self, home: np.ndarray) -> None:
+        self.home = home
+        self.seen: list[np.ndarray] = []
+
+    def predict(self, observation):
+        self.seen.append(observation.proprio.copy())
+        action = self.home.copy()
+        action[2] -= 0.02 * len(self.seen)
+        return action[None, :]
+
+
+@needs_rendering
+@pytest.mark.parametrize('delay', [0, 2])
+def test_an_observation_delay_feeds_the_policy_older_frames(env, delay):
+    task = sample_task(ON_PLATE_SEED, 'pick_place')
+    env.reset_task(task)
+    policy = LowersAndRemembers(np.concatenate([*env.world.hand_pose(env.side), [0.0]]))
+    shown = []
+    make = policy_actors(policy, observation_delay=delay)
+
+    def remembering(env_, task_):
+        act = make(env_, task_)
+
+        def step():
+            shown.append(env_.observe(render=False)['joint_positions'].astype(np.float32))
+            return act()
+        return step
+    run_episode(env, task, remembering, max_steps=5)
+    assert len(policy.seen) == 5
+    assert all(not np.array_equal(a, b) for a, b in zip(shown, shown[1:]))  # the arm moved
+    for tick, seen in enumerate(policy.seen):
+        np.testing.assert_array_equal(seen, shown[max(0, tick - delay)])
+    with pytest.raises(ValueError, match='observation_delay'):
+        policy_actors(policy, observation_delay=-1)

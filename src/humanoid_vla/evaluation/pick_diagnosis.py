@@ -27,7 +27,7 @@ same bookkeeping.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 import json
 import pathlib
@@ -148,8 +148,16 @@ def expert_actor(env, task: TaskSpec) -> Actor:
     return ScriptedExpert(env.world, task, env.side).act
 
 
-def policy_actors(policy) -> Callable[[object, TaskSpec], Actor]:
-    """Return a factory of per-episode actors that run ``policy`` as the server does."""
+def policy_actors(policy, observation_delay: int = 0) -> Callable[[object, TaskSpec], Actor]:
+    """
+    Return a factory of per-episode actors that run ``policy`` as the server does.
+
+    ``observation_delay`` ticks: each action is computed from the camera frame and joint states
+    of that many ticks before (the first frame until then), the way a real loop acts on a frame
+    that is already up to a tick old when the server reads it.
+    """
+    if observation_delay < 0:
+        raise ValueError(f'observation_delay must be >= 0, got {observation_delay}')
     from humanoid_vla.actions import ActionSpec
     from humanoid_vla.control.controller import VLAController
     from humanoid_vla.policies.base import Observation
@@ -162,12 +170,13 @@ def policy_actors(policy) -> Callable[[object, TaskSpec], Actor]:
 
     def make(env, task: TaskSpec) -> Actor:
         controller.start_goal()
+        recent: deque[Observation] = deque(maxlen=observation_delay + 1)
 
         def act() -> np.ndarray:
             seen = env.observe()
-            observation = Observation(seen['image'], task.instruction,
-                                      np.asarray(seen['joint_positions'], np.float32))
-            return controller.tick(observation).action.to_vector(spec)
+            recent.append(Observation(seen['image'], task.instruction,
+                                      np.asarray(seen['joint_positions'], np.float32)))
+            return controller.tick(recent[0]).action.to_vector(spec)
         return act
     return make
 
@@ -232,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'seeds (it alternates task families)')
     parser.add_argument('--split', default='train', choices=['train', 'novel'])
     parser.add_argument('--max-steps', type=int, default=MAX_STEPS)
+    parser.add_argument('--observation-delay', type=int, default=0,
+                        help='act on the frame and joint states of this many ticks before')
     parser.add_argument('--out', help='write every episode and the summary to this JSON file')
     return parser
 
@@ -252,7 +263,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         make_actor, label = expert_actor, 'expert'
     else:
         from humanoid_vla.policies.custom import CustomVLAPolicy
-        make_actor, label = policy_actors(CustomVLAPolicy(args.checkpoint)), args.checkpoint
+        make_actor = policy_actors(CustomVLAPolicy(args.checkpoint), args.observation_delay)
+        label = args.checkpoint
+        if args.observation_delay:
+            label += f', observations {args.observation_delay} tick(s) late'
     env = SimEnvironment()
     episodes = []
     try:
