@@ -29,3 +29,12 @@ def test_record_two_expert_episodes(tmp_path):
     assert len(report.episodes) == 2
     assert all(e.success and e.length > 0 for e in report.episodes)
     assert all('touch' in e.instruction or 'tap' in e.instruction for e in report.episodes)
+
+    # Recording again into the same dataset is refused (it would add to it) unless asked for.
+    again = ['--episodes', '1', '--out', str(tmp_path / 'demos'), '--name', 'smoke',
+             '--seed-start', '902', '--families', 'touch']
+    with pytest.raises(SystemExit, match='already holds 2 episodes; pass --append'):
+        record.main(again)
+    assert len(validate_file(tmp_path / 'demos' / 'smoke.hdf5').episodes) == 2
+    assert record.main([*again, '--append']) == 0
+    assert record.recorded_episodes(tmp_path / 'demos' / 'smoke.hdf5') == 3

@@ -56,9 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--split', default='train', choices=['train', 'novel'])
     parser.add_argument('--settle', type=float, default=0.5,
                         help='seconds between reset and the start of recording')
+    parser.add_argument('--append', action='store_true',
+                        help='add to a dataset that already holds episodes (else refuse)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID for the nodes and this client (default: inherited)')
     return parser
+
+
+def recorded_episodes(dataset: pathlib.Path) -> int:
+    """Return how many episodes a dataset file already links (0 when there is no file)."""
+    if not dataset.exists():
+        return 0
+    import h5py
+    with h5py.File(dataset, 'r') as handle:
+        return len(handle['data']) if 'data' in handle else 0
 
 
 def record(args: argparse.Namespace) -> dict:
@@ -135,6 +146,13 @@ def record(args: argparse.Namespace) -> dict:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of vla-sim-record."""
     args = build_parser().parse_args(argv)
+    dataset = pathlib.Path(args.out) / f'{args.name}.hdf5'
+    existing = recorded_episodes(dataset)
+    if existing and not args.append:
+        # The recorder numbers new episodes after the old ones: rerunning a recording command
+        # would silently double the dataset.
+        raise SystemExit(f'{dataset} already holds {existing} episodes; pass --append to add '
+                         f'{args.episodes} more, or choose another --out or --name')
     summary = record(args)
     return 0 if summary['valid'] and summary['episodes'] == args.episodes else 1
 
