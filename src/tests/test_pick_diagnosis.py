@@ -165,3 +165,23 @@ def test_an_observation_delay_feeds_the_policy_older_frames(env, delay):
         np.testing.assert_array_equal(seen, shown[max(0, tick - delay)])
     with pytest.raises(ValueError, match='observation_delay'):
         policy_actors(policy, observation_delay=-1)
+
+
+@needs_rendering
+def test_substeps_apply_each_action_that_many_times_within_one_tick(env):
+    task = sample_task(ON_PLATE_SEED, 'pick_place')
+    calls = []
+    apply_action = env.apply_action
+
+    def counting(action, sim_seconds=None):
+        calls.append(sim_seconds)
+        return apply_action(action, sim_seconds=sim_seconds)
+    env.apply_action = counting
+    try:
+        episode = run_episode(env, task, expert_actor, max_steps=3, substeps=5)
+    finally:
+        del env.apply_action
+    assert episode.steps == 3 and len(calls) == 15
+    assert all(seconds == pytest.approx(0.02) for seconds in calls)
+    with pytest.raises(ValueError, match='substeps'):
+        run_episode(env, task, expert_actor, substeps=0)
