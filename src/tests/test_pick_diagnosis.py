@@ -33,10 +33,6 @@ def closing(attached=None) -> Closing:
                    attached=attached)
 
 
-def test_the_closing_threshold_is_the_grasp_assists():
-    assert pick_diagnosis.CLOSED_THRESHOLD == grasp.CLOSED_THRESHOLD
-
-
 def test_outcomes_follow_the_order_success_then_what_the_hand_held():
     task = sample_task(NEXT_TO_SEED, 'pick_place')
     other = next(n for n in task.objects if n not in (task.target, task.reference))

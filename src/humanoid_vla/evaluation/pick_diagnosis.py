@@ -36,14 +36,13 @@ import pathlib
 import statistics
 from typing import Callable, Optional, Sequence
 
+from humanoid_vla.evaluation.grounding import SETTLE_SECONDS
 from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
 from humanoid_vla.sim.tasks import sample_task, TaskSpec
 import numpy as np
 
 OUTCOMES = ('success', 'never_closed', 'missed', 'picked_reference', 'wrong_object',
             'not_placed')
-CLOSED_THRESHOLD = 0.5  # as the grasp assist (humanoid_vla.sim.grasp); checked in the tests
-SETTLE_SECONDS = 0.5  # as vla-sim-evaluate waits after a reset
 MAX_STEPS = 80  # vla-sim-evaluate's pick_place budget
 # The server's per-tick limits (config/vla_server.yaml); the workspace is the simulation's.
 MAX_POSITION_STEP = 0.05
@@ -84,11 +83,13 @@ class GraspMonitor:
         self.task = task
         self.closings: list[Closing] = []
         self._closed = False
+        from humanoid_vla.sim.grasp import CLOSED_THRESHOLD  # the grasp assist's own (mujoco)
+        self._threshold = CLOSED_THRESHOLD
 
     def update(self, step: int) -> None:
         """Record a closing when the command crosses to closed; credit it with what attaches."""
         env, world = self.env, self.env.world
-        closed = env.gripper >= CLOSED_THRESHOLD
+        closed = env.gripper >= self._threshold
         if closed and not self._closed:
             site, _ = world.hand_pose(env.side)
             distances = {name: world.distance_to_object(site, name)
