@@ -11,8 +11,13 @@ and when it closes, not about grip physics. So, documented and deterministic:
   with the robot (the closing fingers would otherwise fight the weld). A hand that closed in
   empty air and then moves onto an object does not pick it up;
 - release: as soon as the gripper command drops below CLOSED_THRESHOLD the weld is switched off
-  and the object falls/rests under physics; its contacts with the robot come back once no hand
-  geom is within CLEARANCE of it (so opening fingers inside it do not kick it away).
+  and the object falls/rests under physics, starting at rest; its contacts with the robot come
+  back once no hand geom is within CLEARANCE of it (so opening fingers inside it do not kick it
+  away). Starting at rest matters: the weld makes the object share the hand's velocity, and the
+  position-controlled arm snaps towards each new target at up to ~0.9 m/s, so a hand that opens
+  while it starts to rise threw the object 5-10 cm (the bridge checks these rules at every 20 ms
+  physics step, often while the arm accelerates). Fingers that let go of an object do not throw
+  it; only the weld stand-in did.
 
 The weld and contact switches are simulator state (`TabletopWorld.held_object`), so success
 checks read them from the world, not from this class.
@@ -55,6 +60,7 @@ class GraspAssist:
         held = world.held_object(self.side)
         if not closed and held is not None:
             world.detach(self.side)
+            world.stop_object(held)
             self._released.add(held)
             held = None
         if closed and held is None and world.time - self._closed_at <= GRACE_SECONDS:

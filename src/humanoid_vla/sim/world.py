@@ -302,6 +302,11 @@ class TabletopWorld:
             self.data.eq_active[self._welds[(side, self.objects[name])]] = 0
         return name
 
+    def stop_object(self, name: str) -> None:
+        """Zero an object's linear and angular velocity (it stays where it is)."""
+        dof = self._slot_dof[self.objects[name]]
+        self.data.qvel[dof:dof + 6] = 0.0
+
     def restore_robot_contacts(self, name: str) -> None:
         """Let an object collide with the robot again (after a release, once the hand is clear)."""
         self.model.geom_conaffinity[self.object_geom(name)] = scene.OBJECT_CONAFFINITY
