@@ -1,7 +1,7 @@
 """The server's ROS-free decisions: goal checks, the control tick, chunking and statistics."""
 
-from humanoid_vla.actions import ActionSpec
-from humanoid_vla.control.controller import PolicyError, VLAController
+from humanoid_vla.actions import ActionSpec, HumanoidAction, Pose
+from humanoid_vla.control.controller import goal_start_command, PolicyError, VLAController
 from humanoid_vla.control.goal_check import check_goal, GoalLimits
 from humanoid_vla.control.goal_stats import GoalStats
 from humanoid_vla.control.policy_loader import load_policy
@@ -84,6 +84,40 @@ def test_safety_filter_limits_steps_between_ticks():
     moved = second.action.right_hand_pose.position - first.action.right_hand_pose.position
     assert np.linalg.norm(moved) == pytest.approx(0.05)
     assert second.clamps['position_step'] == 1
+
+
+def _pose(x):
+    return Pose(np.array([x, 0.0, 0.0]), np.array([0.0, 0.0, 0.0, 1.0]))
+
+
+def test_a_goal_starts_its_step_limit_from_the_measured_hand():
+    """After the hand moved between goals, the first command steps from where it is now."""
+    last = HumanoidAction(right_hand_pose=_pose(0.8), right_gripper=1.0)
+    start = goal_start_command(last, {'right_hand_pose': _pose(0.0)})
+    assert start.right_hand_pose.position[0] == 0.0 and start.right_gripper == 1.0
+    controller = VLAController(ChunkPolicy(chunk=1), SPEC, safety(step=0.05))
+    controller.start_goal(start)
+    first = controller.tick(Observation(IMAGE, 'pick'))  # the policy asks for x = 0.1
+    assert first.action.right_hand_pose.position[0] == pytest.approx(0.05)  # 0.0 + one step
+    controller.start_goal(last)  # from the last command instead: back towards 0.8
+    assert controller.tick(Observation(IMAGE, 'pick')).action.right_hand_pose.position[0] \
+        == pytest.approx(0.75)
+
+
+def test_goal_start_ignores_broken_measurements_and_may_know_nothing():
+    last = HumanoidAction(right_hand_pose=_pose(0.8), right_gripper=0.0)
+    broken = Pose(np.array([np.nan, 0.0, 0.0]), np.array([0.0, 0.0, 0.0, 1.0]))
+    zero_quaternion = Pose(np.zeros(3), np.zeros(4))
+    for bad in (broken, zero_quaternion):
+        start = goal_start_command(last, {'right_hand_pose': bad})
+        assert start.right_hand_pose.position[0] == 0.8
+        assert goal_start_command(None, {'right_hand_pose': bad}) is None
+    assert goal_start_command(None, {}) is None
+    only_measured = goal_start_command(None, {'left_hand_pose': _pose(0.2)})
+    assert only_measured.left_hand_pose.position[0] == 0.2
+    assert only_measured.right_hand_pose is None
+    with pytest.raises(ValueError, match='not a hand pose'):
+        goal_start_command(last, {'right_gripper': _pose(0.0)})
 
 
 def test_goal_stats_summary_reports_steps_latency_and_clamps():

@@ -48,7 +48,8 @@ class ServerHarness:
         """Return --ros-args for a server wired to this harness's topics."""
         args = ['-r', f'__ns:={self.ns}', '-r', f'/head_camera/image_raw:={self.ns}/camera',
                 '-r', f'/right_hand/target_pose:={self.ns}/right_target',
-                '-r', f'/right_hand/gripper_command:={self.ns}/right_gripper']
+                '-r', f'/right_hand/gripper_command:={self.ns}/right_gripper',
+                '-r', f'/right_hand/current_pose:={self.ns}/right_state']
         defaults = {'policy_backend': 'scripted', 'control_rate_hz': 20.0,
                     'camera_timeout_s': 2.0}
         defaults.update(params)

@@ -2,6 +2,7 @@
 
 import time
 
+from geometry_msgs.msg import PoseStamped
 from humanoid_interfaces.action import ExecuteVLATask
 import numpy as np
 import pytest
@@ -180,6 +181,36 @@ def test_workspace_clamp_and_step_limit_show_on_published_poses(harness, start_s
     assert np.all(steps <= 0.05 + 1e-9) and steps.max() == pytest.approx(0.05)
     assert 'clamps=' in result.message and 'workspace=' in result.message
     assert 'position_step=' in result.message
+
+
+def test_a_goal_steps_from_where_the_hand_is_measured(harness, start_server):
+    """The first step limit starts at the measured hand pose; other frames are not trusted."""
+    start_server(policy_options='{"start": [0.3, 0.0, 0.1, 0, 0, 0, 1, 0.0]}',
+                 max_position_step=0.05)
+    state = harness.node.create_publisher(PoseStamped, f'{harness.ns}/right_state', 10)
+
+    def first_x_of_goal(measured_x=None, frame='base_link'):
+        if measured_x is not None:
+            msg = PoseStamped()
+            msg.header.frame_id = frame
+            msg.pose.position.x, msg.pose.position.z, msg.pose.orientation.w = measured_x, 0.1, 1.0
+            deadline = time.monotonic() + 5.0  # until the server has surely received one
+            while time.monotonic() < deadline and state.get_subscription_count() == 0:
+                time.sleep(0.01)
+            for _ in range(5):
+                state.publish(msg)
+                time.sleep(0.02)
+        before = harness.pose_count()
+        result, _ = harness.run('reach', 1)
+        assert result.steps_executed == 1
+        time.sleep(0.2)
+        return harness.poses[before][1].pose.position.x
+
+    assert first_x_of_goal() == pytest.approx(0.3)  # nothing known: not limited
+    # The hand was moved to x = 0.1 between goals: one 5 cm step from there, not 0.3.
+    assert first_x_of_goal(0.1) == pytest.approx(0.15)
+    # A pose in another frame is ignored: limited from the last command (0.15).
+    assert first_x_of_goal(0.1, frame='map') == pytest.approx(0.2)
 
 
 def test_dry_run_reports_but_publishes_nothing(harness, start_server):

@@ -28,6 +28,14 @@ SERVER_PARAMETERS = (
                   'sensor_msgs/Image input, subscribed with sensor-data QoS.'),
     ParameterSpec('joint_states_topic', '/joint_states',
                   'sensor_msgs/JointState used as proprioception; empty = not subscribed.'),
+    ParameterSpec('left_hand_state_topic', '',
+                  'geometry_msgs/PoseStamped: where the left hand is (measured, in frame_id); '
+                  "a goal's first command is step-limited from it, not from the last command; "
+                  'empty = not subscribed.'),
+    ParameterSpec('right_hand_state_topic', '/right_hand/current_pose',
+                  'geometry_msgs/PoseStamped: where the right hand is (measured, in frame_id); '
+                  "a goal's first command is step-limited from it, not from the last command; "
+                  'empty = not subscribed.'),
     ParameterSpec('left_hand_pose_topic', '/left_hand/target_pose',
                   'geometry_msgs/PoseStamped output for the left hand (if in the action spec).'),
     ParameterSpec('right_hand_pose_topic', '/right_hand/target_pose',

@@ -31,8 +31,8 @@ from typing import Optional
 
 from geometry_msgs.msg import PoseStamped, Twist
 from humanoid_interfaces.action import ExecuteVLATask
-from humanoid_vla.actions import ActionSpec, HumanoidAction
-from humanoid_vla.control.controller import PolicyError, VLAController
+from humanoid_vla.actions import ActionSpec, HumanoidAction, Pose
+from humanoid_vla.control.controller import goal_start_command, PolicyError, VLAController
 from humanoid_vla.control.goal_check import check_goal, GoalDecision, GoalLimits
 from humanoid_vla.control.goal_stats import GoalStats
 from humanoid_vla.control.policy_loader import load_policy
@@ -50,7 +50,7 @@ from std_srvs.srv import Trigger
 from vla_ros_common.node_main import run_node
 
 from vla_server.parameters import declare_parameters
-from vla_server.ros_conversions import image_msg_to_rgb, pose_to_msg
+from vla_server.ros_conversions import image_msg_to_rgb, pose_from_msg, pose_to_msg
 
 Result = ExecuteVLATask.Result
 
@@ -114,6 +114,14 @@ class VLAServerNode(Node):
         if p['joint_states_topic']:
             self.create_subscription(JointState, p['joint_states_topic'], self._on_joints,
                                      qos_profile_sensor_data, callback_group=sensors)
+        self._hand_states: dict[str, _Stamped] = {}
+        for part in ('left_hand_pose', 'right_hand_pose'):
+            topic = p[part.replace('_pose', '_state_topic')]
+            if topic:
+                self._hand_states[part] = _Stamped()
+                self.create_subscription(
+                    PoseStamped, topic, lambda msg, part=part: self._on_hand_state(part, msg),
+                    10, callback_group=sensors)
         self._command_publishers = self._create_command_publishers()
         # The instruction of each goal that runs, for recorders: goal requests are not on a topic.
         self._instruction_pub = self.create_publisher(String, '~/active_instruction', QoSProfile(
@@ -172,6 +180,23 @@ class VLAServerNode(Node):
     def _on_joints(self, msg: JointState) -> None:
         with self._sensor_lock:
             self._joints = _Stamped(msg, time.monotonic())
+
+    def _on_hand_state(self, part: str, msg: PoseStamped) -> None:
+        with self._sensor_lock:
+            self._hand_states[part] = _Stamped(msg, time.monotonic())
+
+    def _measured_hands(self) -> dict[str, Pose]:
+        """Return the hand poses measured within the camera timeout, in the command frame."""
+        oldest = time.monotonic() - self.params['camera_timeout_s']
+        with self._sensor_lock:
+            states = dict(self._hand_states)
+        measured = {}
+        for part, state in states.items():
+            if state.msg is None or state.received < oldest or \
+                    state.msg.header.frame_id not in ('', self.params['frame_id']):
+                continue
+            measured[part] = pose_from_msg(state.msg)
+        return measured
 
     def _fresh_image(self) -> tuple[Optional[np.ndarray], object]:
         """Return the newest well-formed image younger than the camera timeout and its stamp."""
@@ -263,9 +288,11 @@ class VLAServerNode(Node):
         self.get_logger().info(f'goal started: {instruction!r}, max_steps={max_steps}')
         self._instruction_pub.publish(String(data=json.dumps({
             'goal_id': bytes(goal_handle.goal_id.uuid).hex(), 'instruction': instruction})))
-        self.controller.start_goal(self._last_command)
         stats = GoalStats()
         first_image = self._await_first_image(goal_handle, running)
+        # Limit the first step from where the hand is now (as fresh as the first frame).
+        self.controller.start_goal(goal_start_command(self._last_command,
+                                                      self._measured_hands()))
         next_tick = time.monotonic()
         for step in range(1, max_steps + 1):
             ended = self._interrupted(goal_handle, running, stats)

@@ -9,9 +9,9 @@ the chunk runs out.
 from collections import deque
 from dataclasses import dataclass
 import time
-from typing import Optional
+from typing import Mapping, Optional
 
-from humanoid_vla.actions import ActionSpec, HumanoidAction
+from humanoid_vla.actions import ActionSpec, HumanoidAction, Pose
 from humanoid_vla.policies.base import Observation, Policy
 from humanoid_vla.safety import SafetyFilter, UnsafeActionError
 import numpy as np
@@ -28,6 +28,38 @@ class TickOutcome:
     action: HumanoidAction
     inference_ms: Optional[float]
     clamps: dict[str, int]
+
+
+def goal_start_command(last_command: Optional[HumanoidAction],
+                       measured: Mapping[str, Pose]) -> Optional[HumanoidAction]:
+    """
+    Return the command a new goal's first step is limited from.
+
+    Why: the step limit (SafetyLimits.max_position_step) bounds each command relative to the
+    previous one. Between goals the hand can move without the server (a simulation reset, a
+    teleoperator, another controller); limiting from the last goal's final command would then
+    drive the hand back towards where the last goal left it. ``measured`` maps hand parts
+    ('right_hand_pose', 'left_hand_pose') to their measured poses; those replace the parts of
+    the last command (grippers and the base keep their last command); a measured pose that is
+    not finite or has a zero quaternion is ignored (a faulty state topic must not end goals).
+    None when nothing is known: the first step is then not limited.
+    """
+    measured = {name: pose for name, pose in measured.items() if _usable(pose)}
+    if last_command is None and not measured:
+        return None
+    parts = {name: getattr(last_command, name) if last_command is not None else None
+             for name in ('left_hand_pose', 'right_hand_pose', 'left_gripper', 'right_gripper',
+                          'base_velocity')}
+    for name, pose in measured.items():
+        if name not in ('left_hand_pose', 'right_hand_pose'):
+            raise ValueError(f'{name!r} is not a hand pose part')
+        parts[name] = pose.copy()
+    return HumanoidAction(**parts)
+
+
+def _usable(pose: Pose) -> bool:
+    return bool(np.all(np.isfinite(pose.position)) and np.all(np.isfinite(pose.orientation))
+                and np.linalg.norm(pose.orientation) > 1e-6)
 
 
 class VLAController:
