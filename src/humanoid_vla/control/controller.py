@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import time
 from typing import Mapping, Optional
 
-from humanoid_vla.actions import ActionSpec, HumanoidAction, Pose
+from humanoid_vla.actions import (ACTION_PARTS, ActionSpec, HumanoidAction, InvalidActionError,
+                                  Pose)
 from humanoid_vla.policies.base import Observation, Policy
 from humanoid_vla.safety import SafetyFilter, UnsafeActionError
 import numpy as np
@@ -40,26 +41,30 @@ def goal_start_command(last_command: Optional[HumanoidAction],
     teleoperator, another controller); limiting from the last goal's final command would then
     drive the hand back towards where the last goal left it. ``measured`` maps hand parts
     ('right_hand_pose', 'left_hand_pose') to their measured poses; those replace the parts of
-    the last command (grippers and the base keep their last command); a measured pose that is
-    not finite or has a zero quaternion is ignored (a faulty state topic must not end goals).
+    the last command (grippers and the base keep their last command); a measured pose that fails
+    the action checks (not finite, not a unit quaternion) is ignored (a faulty state topic must
+    not end goals).
     None when nothing is known: the first step is then not limited.
     """
-    measured = {name: pose for name, pose in measured.items() if _usable(pose)}
+    for name in measured:
+        if name not in ACTION_PARTS or ACTION_PARTS[name].kind != 'pose':
+            raise ValueError(f'{name!r} is not a hand pose part')
+    measured = {name: pose for name, pose in measured.items() if _valid(name, pose)}
     if last_command is None and not measured:
         return None
     parts = {name: getattr(last_command, name) if last_command is not None else None
-             for name in ('left_hand_pose', 'right_hand_pose', 'left_gripper', 'right_gripper',
-                          'base_velocity')}
-    for name, pose in measured.items():
-        if name not in ('left_hand_pose', 'right_hand_pose'):
-            raise ValueError(f'{name!r} is not a hand pose part')
-        parts[name] = pose.copy()
+             for name in ACTION_PARTS}
+    parts.update({name: pose.copy() for name, pose in measured.items()})
     return HumanoidAction(**parts)
 
 
-def _usable(pose: Pose) -> bool:
-    return bool(np.all(np.isfinite(pose.position)) and np.all(np.isfinite(pose.orientation))
-                and np.linalg.norm(pose.orientation) > 1e-6)
+def _valid(name: str, pose: Pose) -> bool:
+    """Return whether a pose passes the action checks (finite, unit quaternion)."""
+    try:
+        HumanoidAction(**{name: pose}).validate()
+    except InvalidActionError:
+        return False
+    return True
 
 
 class VLAController:

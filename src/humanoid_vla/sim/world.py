@@ -200,9 +200,9 @@ class TabletopWorld:
             z = self.table_top_z() + shape.height / 2
         pos, _ = self.to_world(np.array([x, y, z]), np.eye(3))
         slot = self.objects[name]
-        adr, dof = self._slot_qpos[slot], self._slot_dof[slot]
+        adr = self._slot_qpos[slot]
         self.data.qpos[adr:adr + 7] = [*pos, 1.0, 0.0, 0.0, 0.0]
-        self.data.qvel[dof:dof + 6] = 0.0
+        self.stop_object(name)
         mujoco.mj_forward(self.model, self.data)
 
     def _park(self, slot: str) -> None:
