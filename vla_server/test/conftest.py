@@ -12,7 +12,7 @@ import rclpy
 from rclpy.action import ActionClient
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64
 from std_srvs.srv import Trigger
 
@@ -25,6 +25,7 @@ class ServerHarness:
         self.ns = namespace
         self.publish_images = True
         self.image_encoding = 'rgb8'
+        self.joint_positions: list[float] | None = None  # None: no joint states published
         self.poses: list[tuple[float, PoseStamped]] = []
         self.grippers: list[float] = []
         self.success_after_calls = None
@@ -32,6 +33,7 @@ class ServerHarness:
         self._lock = threading.Lock()
         self.camera = self.node.create_publisher(Image, f'{namespace}/camera',
                                                  qos_profile_sensor_data)
+        self.joints = self.node.create_publisher(JointState, f'{namespace}/joints', 10)
         self.node.create_subscription(PoseStamped, f'{namespace}/right_target',
                                       self._on_pose, 50)
         self.node.create_subscription(Float64, f'{namespace}/right_gripper',
@@ -49,7 +51,8 @@ class ServerHarness:
         args = ['-r', f'__ns:={self.ns}', '-r', f'/head_camera/image_raw:={self.ns}/camera',
                 '-r', f'/right_hand/target_pose:={self.ns}/right_target',
                 '-r', f'/right_hand/gripper_command:={self.ns}/right_gripper',
-                '-r', f'/right_hand/current_pose:={self.ns}/right_state']
+                '-r', f'/right_hand/current_pose:={self.ns}/right_state',
+                '-r', f'/joint_states:={self.ns}/joints']
         defaults = {'policy_backend': 'scripted', 'control_rate_hz': 20.0,
                     'camera_timeout_s': 2.0}
         defaults.update(params)
@@ -62,6 +65,8 @@ class ServerHarness:
         return args
 
     def _publish_image(self) -> None:
+        if self.joint_positions is not None:
+            self.joints.publish(JointState(position=list(self.joint_positions)))
         if not self.publish_images:
             return
         msg = Image(height=24, width=32, encoding=self.image_encoding, step=32 * 3)

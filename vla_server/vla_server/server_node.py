@@ -58,7 +58,7 @@ Result = ExecuteVLATask.Result
 # response, the cancel request and the sensor callbacks must all make progress at once.
 EXECUTOR_THREADS = 6
 # How often a goal that waits for its first camera frame looks again (seconds).
-_FIRST_IMAGE_POLL_S = 0.01
+_FIRST_INPUT_POLL_S = 0.01
 
 
 @dataclass
@@ -289,7 +289,7 @@ class VLAServerNode(Node):
         self._instruction_pub.publish(String(data=json.dumps({
             'goal_id': bytes(goal_handle.goal_id.uuid).hex(), 'instruction': instruction})))
         stats = GoalStats()
-        first_image = self._await_first_image(goal_handle, running)
+        first_image = self._await_first_inputs(goal_handle, running)
         # Limit the first step from where the hand is now (as fresh as the first frame).
         self.controller.start_goal(goal_start_command(self._last_command,
                                                       self._measured_hands()))
@@ -328,22 +328,26 @@ class VLAServerNode(Node):
         return self._end(goal_handle, stats, Result.MAX_STEPS_REACHED,
                          f'max_steps ({max_steps}) reached; {checked}')
 
-    def _await_first_image(self, goal_handle, running: _RunningGoal) -> tuple:
+    def _await_first_inputs(self, goal_handle, running: _RunningGoal) -> tuple:
         """
         Return the first fresh image of a goal, waiting up to one camera timeout for it.
 
-        A goal sent right after bring-up can arrive before the server's first frame (the camera
-        and the server are still discovering each other): it waits as long as a running goal
-        would tolerate a silent camera instead of ending at once. (None, None) when no frame
-        came, or the goal was canceled or preempted while waiting.
+        A goal sent right after bring-up can arrive before the server's first frame, or its
+        first joint state (publishers and the server are still discovering each other): it waits
+        as long as a running goal would tolerate a silent camera instead of ending at once
+        (a policy that needs proprioception failed a demo's goal at step 0 that way). Returns
+        (None, None) when no frame came, or the goal was canceled or preempted while waiting;
+        a joint state that never came is left to the policy's own error.
         """
+        needs_proprio = bool(self.controller.policy.proprio_dim)
         deadline = time.monotonic() + self.params['camera_timeout_s']
         while True:
             image, stamp = self._fresh_image()
-            if (image is not None or time.monotonic() >= deadline
+            ready = image is not None and (not needs_proprio or self._proprio() is not None)
+            if (ready or time.monotonic() >= deadline
                     or goal_handle.is_cancel_requested or running.preempted.is_set()):
                 return image, stamp
-            time.sleep(_FIRST_IMAGE_POLL_S)
+            time.sleep(_FIRST_INPUT_POLL_S)
 
     def _interrupted(self, goal_handle, running: _RunningGoal, stats: GoalStats):
         if goal_handle.is_cancel_requested:

@@ -86,6 +86,9 @@ class Policy(ABC):
 
     action_spec: ActionSpec
     chunk_size: int = 1
+    # Length of the state vector ``predict`` needs in ``Observation.proprio``; None: it takes
+    # none. A server reads it to wait for the first joint state before the first step.
+    proprio_dim: int | None = None
 
     def reset(self) -> None:
         """Forget per-episode state (ensembling buffers, counters); call at episode start."""

@@ -95,6 +95,7 @@ class CustomVLAPolicy(Policy):
         self.use_instruction = bool((loaded.extra or {}).get('use_instruction', True))
         self.device = torch.device(device)
         self.config = self.model.config
+        self.proprio_dim = self.config.proprio_dim if self.config.use_proprio else None
         self.ensembler = None
         self.chunk_size = self.config.chunk_size
         if temporal_ensembling:
@@ -149,8 +150,7 @@ class CustomVLAPolicy(Policy):
 
     def _forward(self, observation: Observation):
         """Run the model on one observation; return its CustomVLAOutput."""
-        proprio_dim = self.config.proprio_dim if self.config.use_proprio else None
-        validate_observation(observation, proprio_dim=proprio_dim)
+        validate_observation(observation, proprio_dim=self.proprio_dim)
         text = observation.instruction if self.use_instruction else ''
         tokens, mask = self.model.encode_instructions([text])
         proprio = None
