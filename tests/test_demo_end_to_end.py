@@ -30,7 +30,8 @@ def test_demo_runs_an_instruction_records_it_and_stops_every_process(workspace, 
     assert 'result: success=' in ran.stdout, ran.stdout[-2000:]
     # All 5 steps ran (a goal that ended early, e.g. in CAMERA_TIMEOUT, means a starved node).
     assert 'result: success=True' in ran.stdout or 'steps=5:' in ran.stdout, ran.stdout[-2000:]
-    assert 'vla_server exit 0' in ran.stdout and 'vla_sim exit 0' in ran.stdout
+    stopped = ran.stdout[ran.stdout.find('processes stopped'):]
+    assert 'vla_server exit 0' in stopped and 'vla_sim exit 0' in stopped, stopped[-4000:]
     report = validate_file(out / 'demo_episodes.hdf5')
     assert report.ok and len(report.episodes) == 1
     assert report.episodes[0].instruction == 'pick up the red cup and place it on the plate'

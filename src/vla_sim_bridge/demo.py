@@ -192,7 +192,10 @@ def run(args: argparse.Namespace) -> int:
             client.close()
             rclpy.try_shutdown()
         codes = nodes.stop_all()
-    print('processes stopped: ' + ', '.join(f'{n} exit {c}' for n, c in codes.items()))
+        print('processes stopped: ' + ', '.join(f'{n} exit {c}' for n, c in codes.items()))
+        for name in (name for name, code in codes.items() if code != 0):
+            # A node that did not stop cleanly says why at the end of its log.
+            print(f'--- end of {name}.log ---\n{nodes.log_tail(name)}\n---', flush=True)
     strip = write_camera_outputs(client.frames, out)
     report = validate_file(out / 'demo_episodes.hdf5')
     print(f'result: success={result.success} steps={result.steps_executed}: {result.message}')

@@ -30,11 +30,15 @@ import subprocess
 import time
 from typing import Optional, Sequence
 
+from humanoid_vla.process_diagnostics import STACK_DUMP_SIGNAL
+
 WORKSPACE = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = WORKSPACE / 'config'
 # Server camera_timeout_s for the simulation on a small CPU: the bridge's renderer shares it with
 # the server and the recorder, so a frame can come later than a robot camera's would.
 SIM_CAMERA_TIMEOUT_S = 2.0
+# How long a hung node gets to write its stack dump before it is killed.
+STACK_DUMP_WAIT_S = 1.0
 
 
 def node_executable(package: str, executable: str) -> str:
@@ -94,36 +98,41 @@ class NodeProcesses:
         """Raise RuntimeError naming any process that has exited, with its log's tail."""
         for name, process in self.processes.items():
             if process.poll() is not None:
-                tail = (self.log_dir / f'{name}.log').read_text()[-2000:]
-                raise RuntimeError(f'{name} exited with code {process.returncode}:\n{tail}')
+                raise RuntimeError(f'{name} exited with code {process.returncode}:\n'
+                                   f'{self.log_tail(name)}')
+
+    def log_tail(self, name: str, chars: int = 2000) -> str:
+        """Return the end of a node's log (what it printed last, e.g. why it failed)."""
+        return (self.log_dir / f'{name}.log').read_text(errors='replace')[-chars:]
 
     def stop(self, name: str, timeout: float = 15.0) -> int:
         """SIGINT the node's process group, wait, SIGKILL after the timeout; return its code."""
-        process = self.processes.pop(name)
-        if process.poll() is None:
-            _signal_group(process, signal.SIGINT)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
-        return process.returncode
+        return self.stop_all(timeout, names=[name])[name]
 
-    def stop_all(self, timeout: float = 15.0) -> dict[str, int]:
-        """Stop every node still known; return their exit codes by name."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                _signal_group(process, signal.SIGINT)
+    def stop_all(self, timeout: float = 15.0,
+                 names: Optional[Sequence[str]] = None) -> dict[str, int]:
+        """
+        Stop these nodes (default: every one still known); return their exit codes by name.
+
+        Each gets SIGINT; one still running after `timeout` has its threads' stacks dumped to
+        its log (STACK_DUMP_SIGNAL) and is then killed, so the log says where it hung.
+        """
+        names = list(self.processes) if names is None else list(names)
+        for name in names:
+            if self.processes[name].poll() is None:
+                _signal_group(self.processes[name], signal.SIGINT)
         deadline = time.monotonic() + timeout
         codes = {}
-        for name in list(self.processes):
-            process = self.processes[name]
+        for name in names:
+            process = self.processes.pop(name)
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                _signal_group(process, STACK_DUMP_SIGNAL)
+                time.sleep(STACK_DUMP_WAIT_S)
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
-            codes[name] = self.processes.pop(name).returncode
+            codes[name] = process.returncode
         return codes
 
 
