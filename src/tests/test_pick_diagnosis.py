@@ -163,6 +163,31 @@ def test_an_observation_delay_feeds_the_policy_older_frames(env, delay):
         policy_actors(policy, observation_delay=-1)
 
 
+class HoldsInChunks(Policy):
+    """Returns chunks of 3 actions that keep the open hand where it started; counts calls."""
+
+    action_spec = ActionSpec(('right_hand_pose', 'right_gripper'))
+    chunk_size = 3
+
+    def __init__(self, home: np.ndarray) -> None:
+        self.home = home
+        self.calls = 0
+
+    def predict(self, observation):
+        self.calls += 1
+        return np.repeat(self.home[None, :], self.chunk_size, axis=0)
+
+
+@needs_rendering
+@pytest.mark.parametrize('replan_steps, queries', [(1, 6), (3, 2)])
+def test_replan_steps_execute_that_much_of_each_chunk(env, replan_steps, queries):
+    task = sample_task(ON_PLATE_SEED, 'pick_place')
+    env.reset_task(task)
+    policy = HoldsInChunks(np.concatenate([*env.world.hand_pose(env.side), [0.0]]))
+    run_episode(env, task, policy_actors(policy, replan_steps=replan_steps), max_steps=6)
+    assert policy.calls == queries
+
+
 @needs_rendering
 def test_substeps_apply_each_action_that_many_times_within_one_tick(env):
     task = sample_task(ON_PLATE_SEED, 'pick_place')

@@ -37,6 +37,7 @@ import pathlib
 import statistics
 from typing import Callable, Optional, Sequence
 
+from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
 from humanoid_vla.evaluation.grounding import SETTLE_SECONDS
 from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
 from humanoid_vla.sim.tasks import sample_task, TaskSpec
@@ -164,13 +165,15 @@ def expert_actor(env, task: TaskSpec) -> Actor:
     return ScriptedExpert(env.world, task, env.side).act
 
 
-def policy_actors(policy, observation_delay: int = 0) -> Callable[[object, TaskSpec], Actor]:
+def policy_actors(policy, observation_delay: int = 0,
+                  replan_steps: int = DEFAULT_REPLAN_STEPS) -> Callable[[object, TaskSpec], Actor]:
     """
     Return a factory of per-episode actors that run ``policy`` as the server does.
 
     ``observation_delay`` ticks: each action is computed from the camera frame and joint states
     of that many ticks before (the first frame until then), the way a real loop acts on a frame
-    that is already up to a tick old when the server reads it.
+    that is already up to a tick old when the server reads it. ``replan_steps``: actions of a
+    chunk executed before the policy is asked again (the server's parameter of that name).
     """
     if observation_delay < 0:
         raise ValueError(f'observation_delay must be >= 0, got {observation_delay}')
@@ -182,7 +185,7 @@ def policy_actors(policy, observation_delay: int = 0) -> Callable[[object, TaskS
     spec = ActionSpec.from_config(['right_hand_pose', 'right_gripper'])
     limits = SafetyLimits(np.array(HAND_WORKSPACE_MIN), np.array(HAND_WORKSPACE_MAX),
                           MAX_POSITION_STEP, MAX_ROTATION_STEP)
-    controller = VLAController(policy, spec, SafetyFilter(limits))
+    controller = VLAController(policy, spec, SafetyFilter(limits), replan_steps)
 
     def make(env, task: TaskSpec) -> Actor:
         controller.start_goal()
@@ -262,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
                              'at every physics step (5 with config/sim.yaml)')
     parser.add_argument('--observation-delay', type=int, default=0,
                         help='act on the frame and joint states of this many ticks before')
+    parser.add_argument('--replan-steps', type=int, default=DEFAULT_REPLAN_STEPS,
+                        help="actions of each chunk executed before asking again (the server's "
+                             'replan_steps and its default)')
+    parser.add_argument('--temporal-ensembling', action='store_true',
+                        help="blend overlapping chunks (the server's temporal_ensembling)")
     parser.add_argument('--out', help='write every episode and the summary to this JSON file')
     return parser
 
@@ -269,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of vla-sim-diagnose."""
     args = build_parser().parse_args(argv)
-    if min(args.episodes, args.max_steps, args.seed_step, args.substeps) < 1:
-        raise SystemExit('--episodes, --max-steps, --seed-step and --substeps must be at least 1')
+    if min(args.episodes, args.max_steps, args.seed_step, args.substeps, args.replan_steps) < 1:
+        raise SystemExit('--episodes, --max-steps, --seed-step, --substeps and --replan-steps '
+                         'must be at least 1')
     # MUJOCO_GL must be chosen before mujoco is first imported.
     from humanoid_vla.sim.gl import select_gl_backend
     if select_gl_backend() is None:
@@ -282,10 +291,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         make_actor, label = expert_actor, 'expert'
     else:
         from humanoid_vla.policies.custom import CustomVLAPolicy
-        make_actor = policy_actors(CustomVLAPolicy(args.checkpoint), args.observation_delay)
+        policy = CustomVLAPolicy(args.checkpoint, temporal_ensembling=args.temporal_ensembling)
+        make_actor = policy_actors(policy, args.observation_delay, args.replan_steps)
         label = args.checkpoint
         if args.observation_delay:
             label += f', observations {args.observation_delay} tick(s) late'
+        if args.temporal_ensembling:
+            label += ', temporal ensembling'
+        if args.replan_steps != DEFAULT_REPLAN_STEPS:
+            label += f', replanning every {args.replan_steps} steps'
     if args.substeps > 1:
         label += f', {args.substeps} substeps a tick'
     env = SimEnvironment()
