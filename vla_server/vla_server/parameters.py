@@ -19,6 +19,7 @@ config/vla_server.yaml mirrors this table (a test keeps them in sync); the node 
 entry with its description so `ros2 param describe` explains it on the robot.
 """
 
+from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
 from humanoid_vla.parameter_table import ParameterSpec
 from rcl_interfaces.msg import ParameterDescriptor
 
@@ -66,8 +67,9 @@ SERVER_PARAMETERS = (
     ParameterSpec('policy_device', 'cpu', 'Torch device for the policy: cpu, cuda, cuda:1, ...'),
     ParameterSpec('policy_options', '{}',
                   'JSON object of backend-specific options, e.g. {"load_in_4bit": true}.'),
-    ParameterSpec('replan_steps', 1,
-                  'Ticks executed from one action chunk before the policy is queried again.'),
+    ParameterSpec('replan_steps', DEFAULT_REPLAN_STEPS,
+                  'Ticks executed from one action chunk before the policy is queried again '
+                  '(policies with 1-action chunks are asked every tick).'),
     ParameterSpec('temporal_ensembling', False,
                   'Blend overlapping action chunks (ACT-style) instead of replanning.'),
     ParameterSpec('workspace_min', [0.05, -0.5, -0.25],
