@@ -38,7 +38,8 @@ LABEL_ORDER = ('model', 'blind', 'expert')
 SPLIT_ORDER = ('train', 'novel')
 FAMILY_ORDER = ('touch', 'pick_place')
 # BGR colours of the bars, by position of the label.
-BAR_COLOURS = ((200, 120, 40), (60, 160, 240), (90, 170, 90), (160, 90, 160), (80, 80, 200))
+BAR_COLOURS = ((200, 120, 40), (60, 160, 240), (90, 170, 90), (160, 90, 160), (80, 80, 200),
+               (70, 70, 70))
 
 
 def load_results(paths: Sequence[str]) -> list:
