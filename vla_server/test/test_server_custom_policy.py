@@ -13,9 +13,17 @@ Result = ExecuteVLATask.Result
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
-def _default_checkpoint(directory, parts):
-    """Save the default model config (random weights) for the given action parts."""
-    return save_untrained_checkpoint(directory, ActionSpec(tuple(parts)))
+def _default_checkpoint(directory, parts, **config):
+    """Save the default model config (random weights, ``config`` changes) for these parts."""
+    spec = ActionSpec(tuple(parts))
+    model_config = CustomVLAConfig(action_dim=spec.dim, **config) if config else None
+    return save_untrained_checkpoint(directory, spec, model_config)
+
+
+def _proprio_checkpoint(directory):
+    """Save a default-config checkpoint that needs a 4-D joint state."""
+    return _default_checkpoint(directory, ['right_hand_pose', 'right_gripper'],
+                               use_proprio=True, proprio_dim=4)
 
 
 def test_custom_backend_runs_goal_and_publishes_finite_poses(harness, start_server, tmp_path):
@@ -36,9 +44,7 @@ def test_custom_backend_runs_goal_and_publishes_finite_poses(harness, start_serv
 def test_goal_sent_before_the_first_joint_state_waits_for_it(harness, start_server, tmp_path):
     # A policy that needs proprioception once ended a demo's goal at step 0 (POLICY_ERROR: no
     # proprio) because the first camera frame reached the server before the first joint state.
-    spec = ActionSpec(('right_hand_pose', 'right_gripper'))
-    checkpoint = save_untrained_checkpoint(tmp_path / 'ckpt', spec, CustomVLAConfig(
-        action_dim=spec.dim, use_proprio=True, proprio_dim=4))
+    checkpoint = _proprio_checkpoint(tmp_path / 'ckpt')
     start_server(policy_backend='custom', policy_checkpoint=str(checkpoint),
                  control_rate_hz=10.0, camera_timeout_s=3.0)
     feedback = []
@@ -52,9 +58,7 @@ def test_goal_sent_before_the_first_joint_state_waits_for_it(harness, start_serv
 
 def test_goal_without_the_joint_state_its_policy_needs_ends_with_the_reason(
         harness, start_server, tmp_path):
-    spec = ActionSpec(('right_hand_pose', 'right_gripper'))
-    checkpoint = save_untrained_checkpoint(tmp_path / 'ckpt', spec, CustomVLAConfig(
-        action_dim=spec.dim, use_proprio=True, proprio_dim=4))
+    checkpoint = _proprio_checkpoint(tmp_path / 'ckpt')
     start_server(policy_backend='custom', policy_checkpoint=str(checkpoint),
                  camera_timeout_s=0.5)
     result, feedback = harness.run('pick up the red cup', 3, timeout=60.0)
