@@ -186,6 +186,40 @@ def test_instruction_focus_reads_the_token_the_proprio_points_at():
         focus(states, None, None)
 
 
+def test_instruction_focus_heads_keep_two_words_apart():
+    # Head 0 keys on the first state dimension, head 1 on the second: the concatenation holds
+    # each token whole instead of one average of both.
+    focus = modeling.InstructionFocus(language_size=2, proprio_size=0, key_size=2, heads=2)
+    with torch.no_grad():
+        focus.key.weight.copy_(torch.cat([torch.eye(2), torch.eye(2)]))
+        focus.key.bias.zero_()
+        focus.query.copy_(torch.tensor([40.0, 0.0, 0.0, 40.0]))
+    colour, shape = [1.0, 0.0], [0.0, 1.0]
+    pooled = focus(torch.tensor([[colour, shape]]), torch.tensor([[True, True]]), None)
+    assert pooled.shape == (1, 4)
+    assert pooled[0].tolist() == pytest.approx(colour + shape, abs=1e-6)
+    one_head = modeling.InstructionFocus(language_size=6, proprio_size=5)
+    assert one_head(torch.randn(3, 4, 6), None, torch.randn(3, 5)).shape == (3, 6)
+    # One head keeps the parameter shapes of the checkpoints trained before heads existed.
+    assert {name: tuple(p.shape) for name, p in one_head.named_parameters()} == {
+        'key.weight': (64, 6), 'key.bias': (64,), 'query': (64,),
+        'query_from_proprio.weight': (64, 5), 'query_from_proprio.bias': (64,)}
+
+
+def test_film_heads_widen_the_film_input_and_all_of_them_train():
+    torch.manual_seed(0)
+    config = grounding_config(film_pooling='attention', film_heads=3, use_proprio=True,
+                              proprio_dim=5)
+    model = CustomVLAModel(config).train()
+    assert model.vision.film.in_features == 3 * config.language_hidden_size
+    pixels, actions = make_batch(config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    inputs = {'instruction_embeddings': tokens, 'attention_mask': mask, 'actions': actions}
+    model(pixels, **inputs, proprio=torch.randn(2, 5)).loss.backward()
+    key_grad = model.instruction_focus.key.weight.grad.view(3, -1, config.language_hidden_size)
+    assert all(head.abs().sum() > 0 for head in key_grad)
+
+
 def test_attention_film_pooling_trains_its_query_from_the_proprio():
     torch.manual_seed(0)
     config = grounding_config(film_pooling='attention', use_proprio=True, proprio_dim=5)
@@ -349,6 +383,9 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'subgoal_loss_weight': -0.1}, 'subgoal_loss_weight'),
     ({'vision_backbone': 'conv', 'language_film': True, 'film_pooling': 'max'}, 'film_pooling'),
     ({'vision_backbone': 'conv', 'film_pooling': 'attention'}, 'needs language_film'),
+    ({'vision_backbone': 'conv', 'language_film': True, 'film_heads': 2}, 'film_heads'),
+    ({'vision_backbone': 'conv', 'language_film': True, 'film_pooling': 'attention',
+      'film_heads': 0}, 'film_heads'),
 ])
 def test_config_validation(overrides, message):
     with pytest.raises(ValueError, match=message):

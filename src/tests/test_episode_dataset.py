@@ -223,3 +223,26 @@ def test_open_episode_files_are_bounded(dataset_path, monkeypatch):
         expected = torch.from_numpy(_frame(episode, step)).permute(2, 0, 1).float() / 255
         torch.testing.assert_close(item['image'], expected)
         assert len(data._frames) <= 2
+
+
+def test_frame_cache_serves_the_frames_it_read_without_the_file(dataset_path):
+    uncached = EpisodeDataset(dataset_path, split=None, image_size=12, image_key='wrist_rgb')
+    cached = EpisodeDataset(dataset_path, split=None, image_size=12, image_key='wrist_rgb',
+                            cache_frames=True)
+    first = [cached[index]['image'] for index in range(len(cached))]
+    cached.close()
+    # The cache answers from memory now: an unreadable episode file would not be noticed.
+    cached._frames_of = None
+    for index, image in enumerate(first):
+        expected = uncached[index]['image']
+        assert image.dtype == torch.float32 and image.shape == (3, 12, 12)
+        torch.testing.assert_close(image, expected, atol=0.5 / 255 + 1e-6, rtol=0)
+        torch.testing.assert_close(cached[index]['image'], image)
+    assert pickle.loads(pickle.dumps(cached))._frame_cache is None  # workers fill their own
+
+
+def test_frame_cache_refuses_augmentation_and_native_size(dataset_path):
+    with pytest.raises(ValueError, match='cache_frames'):
+        EpisodeDataset(dataset_path, image_size=12, augment=True, cache_frames=True)
+    with pytest.raises(ValueError, match='cache_frames'):
+        EpisodeDataset(dataset_path, image_size=None, cache_frames=True)

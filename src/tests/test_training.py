@@ -514,3 +514,15 @@ def test_torchrun_two_processes_with_gloo(dataset, tmp_path):
     assert CustomVLAPolicy(tmp_path / 'out' / 'final').predict(
         Observation(image=np.zeros((16, 16, 3), np.uint8), instruction='move left')).shape == (
         1, 8)
+
+
+def test_cache_frames_trains_from_the_frames_it_kept(dataset, tmp_path):
+    config = make_config(dataset, tmp_path / 'out', max_steps=3, eval_every=3,
+                         augment=False, cache_frames=True)
+    trainer = run_training(config)
+    # Three steps of 8 filled some of the training cache, and validation read all of its own.
+    assert 0 < trainer.train_data._cached.sum() <= 3 * 8
+    assert trainer.valid_data._cached.all()
+    assert trainer.valid_losses and np.isfinite(trainer.valid_losses[-1][1])
+    with pytest.raises(TrainingConfigError, match='cache_frames'):
+        make_config(dataset, tmp_path / 'a', augment=True, cache_frames=True)

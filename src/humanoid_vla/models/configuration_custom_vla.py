@@ -85,6 +85,9 @@ class CustomVLAConfig(PretrainedConfig):
       place it on the plate" names two objects, and their average modulates the image for
       both; a query that sees the hand's joints can read the cup before the grasp and the
       plate after it.
+    - ``film_heads``: with ``film_pooling="attention"``, how many queries pool the tokens (each
+      with its own keys); their vectors are concatenated into the FiLM input.  One is the
+      pooling checkpoints before this field were trained with.
     - ``spatial_keypoints``: that many learnt heat maps over the stride-8 feature grid, each
       read out as its expected image position (spatial soft-argmax); the coordinates join the
       fusion layers as one more token.  The camera is fixed, so an image position is a table
@@ -139,6 +142,7 @@ class CustomVLAConfig(PretrainedConfig):
     initializer_range: float = 0.02
     language_film: bool = False
     film_pooling: str = 'mean'
+    film_heads: int = 1
     spatial_keypoints: int = 0
     subgoal_loss_weight: float = 0.0
     grounding_maps: int = 0
@@ -230,6 +234,10 @@ class CustomVLAConfig(PretrainedConfig):
                 f'film_pooling must be one of {FILM_POOLING_MODES}, got {self.film_pooling!r}')
         if self.film_pooling != 'mean' and not self.language_film:
             raise ValueError(f'film_pooling {self.film_pooling!r} needs language_film=True')
+        if self.film_heads < 1 or (self.film_heads > 1 and self.film_pooling != 'attention'):
+            raise ValueError(f'film_heads must be >= 1, and above 1 only with '
+                             f'film_pooling="attention"; got {self.film_heads} with '
+                             f'{self.film_pooling!r}')
         if self.spatial_keypoints < 0:
             raise ValueError(f'spatial_keypoints must be >= 0, got {self.spatial_keypoints}')
         if self.subgoal_loss_weight < 0:
@@ -253,6 +261,11 @@ class CustomVLAConfig(PretrainedConfig):
         if self.language_encoder == 'minilm':
             return MINILM_HIDDEN_SIZE
         return self.tiny_language_hidden_size
+
+    @property
+    def film_size(self) -> int:
+        """Return the width of the vector that modulates the conv stages (FiLM)."""
+        return self.film_heads * self.language_hidden_size
 
     def build_vision_config(self) -> CLIPVisionConfig:
         """Build the ``CLIPVisionConfig`` of the vision encoder from the flat fields."""

@@ -164,13 +164,23 @@ class InstructionFocus(nn.Module):
     plus a projection of the proprioception, so the weights can move from the grasped object
     to the place reference once the hand has closed.  A zero query gives equal weights: the
     module starts out as the mean it replaces.
+
+    With ``heads`` > 1 each head has its own keys and query and the pooled vectors are
+    concatenated (``(B, heads * Hl)``): one weighted average of "yellow", "cup", "orange" and
+    "bowl" cannot say which colour goes with which shape, several can keep them apart.
     """
 
-    def __init__(self, language_size: int, proprio_size: int, key_size: int = 64) -> None:
+    def __init__(self, language_size: int, proprio_size: int, key_size: int = 64,
+                 heads: int = 1) -> None:
         super().__init__()
-        self.key = nn.Linear(language_size, key_size)
-        self.query = nn.Parameter(torch.zeros(key_size))
-        self.query_from_proprio = nn.Linear(proprio_size, key_size) if proprio_size else None
+        # Flat (heads * key_size) parameters: with one head the shapes are those of the
+        # checkpoints trained before heads existed.
+        self.heads = int(heads)
+        self.key_size = key_size
+        self.key = nn.Linear(language_size, heads * key_size)
+        self.query = nn.Parameter(torch.zeros(heads * key_size))
+        self.query_from_proprio = (
+            nn.Linear(proprio_size, heads * key_size) if proprio_size else None)
         self.scale = 1.0 / math.sqrt(key_size)
 
     def forward(
@@ -179,17 +189,21 @@ class InstructionFocus(nn.Module):
         attention_mask: torch.Tensor | None,
         proprio: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Return ``(B, Hl)`` for token states ``(B, L, Hl)`` and proprio ``(B, P)``."""
-        query = self.query.expand(states.shape[0], -1)
+        """Return ``(B, heads * Hl)`` for token states ``(B, L, Hl)`` and proprio ``(B, P)``."""
+        batch, length, _ = states.shape
+        query = self.query.expand(batch, -1)
         if self.query_from_proprio is not None:
             if proprio is None:
                 raise ValueError('this model pools the instruction by proprio: pass proprio')
             query = query + self.query_from_proprio(proprio.to(query.device, query.dtype))
-        scores = torch.einsum('blk,bk->bl', self.key(states), query) * self.scale
+        keys = self.key(states).view(batch, length, self.heads, self.key_size)
+        query = query.view(batch, self.heads, self.key_size)
+        scores = torch.einsum('blnk,bnk->bnl', keys, query) * self.scale
         if attention_mask is not None:
             real = attention_mask.to(device=scores.device, dtype=torch.bool)
-            scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
-        return torch.einsum('bl,blh->bh', scores.softmax(dim=-1), states)
+            scores = scores.masked_fill(~real[:, None, :], torch.finfo(scores.dtype).min)
+        pooled = torch.einsum('bnl,blh->bnh', scores.softmax(dim=-1), states)
+        return pooled.flatten(1)
 
 
 class SpatialSoftArgmax(nn.Module):
@@ -440,7 +454,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         if config.vision_backbone == 'conv':
             self.vision = ConvVisionEncoder(
                 config.vision_hidden_size, config.image_size,
-                film_size=config.language_hidden_size if config.language_film else None)
+                film_size=config.film_size if config.language_film else None)
         else:
             self.vision = CLIPVisionModel(config.build_vision_config())
         self.vision_norm = nn.LayerNorm(config.vision_hidden_size)
@@ -481,7 +495,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         self.instruction_focus = None
         if config.film_pooling == 'attention':
             self.instruction_focus = InstructionFocus(
-                config.language_hidden_size, config.proprio_dim if config.use_proprio else 0)
+                config.language_hidden_size, config.proprio_dim if config.use_proprio else 0,
+                heads=config.film_heads)
         self.keypoints = None
         self.keypoint_proj = None
         if config.spatial_keypoints:
@@ -751,7 +766,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         attention_mask: torch.Tensor | None,
         proprio: torch.Tensor | None,
     ) -> torch.Tensor | None:
-        """Return the ``(B, Hl)`` vector that modulates the conv stages (None without FiLM)."""
+        """Return the ``(B, film_size)`` vector that modulates the conv stages (or None)."""
         if not self.config.language_film:
             return None
         weight = self.vision_proj.weight

@@ -355,7 +355,8 @@ class Trainer:
             paths, split='train', image_key=config.image_key, chunk_size=config.chunk_size,
             image_size=image_size, augment=config.augment, proprio_key=config.proprio_key,
             action_offset=config.action_offset, successful_only=config.successful_only,
-            subgoal_dim=config.subgoal_dim, segment_subgoals=segment_subgoals)
+            subgoal_dim=config.subgoal_dim, segment_subgoals=segment_subgoals,
+            cache_frames=config.cache_frames)
         self.spec.check_dim(self.train_data.action_dim, f'actions in {", ".join(map(str, paths))}')
         self.valid_data = None
         if _split_size(paths, 'valid', config.successful_only) > 0:
@@ -364,7 +365,7 @@ class Trainer:
                 chunk_size=config.chunk_size, image_size=image_size, augment=False,
                 proprio_key=config.proprio_key, action_offset=config.action_offset,
                 successful_only=config.successful_only, subgoal_dim=config.subgoal_dim,
-                segment_subgoals=segment_subgoals)
+                segment_subgoals=segment_subgoals, cache_frames=config.cache_frames)
         proprio_dim = None
         if config.proprio_key is not None:
             proprio_dim = int(self.train_data[0]['proprio'].shape[0])
