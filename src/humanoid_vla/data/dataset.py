@@ -124,9 +124,9 @@ class EpisodeDataset(Dataset):
     there), so a policy that should answer the frame with the *next* command trains with 1.
 
     ``cache_frames`` keeps every frame, once read and resized, in memory as uint8 (N x S x S x
-    3 bytes: 1.2 GB for 33 k frames at 112): decompressing and resizing a recorded frame costs
-    about as much as a quarter of a training step on a 2-core CPU, and training reads each
-    frame about six times.  Rounding the resized frame to uint8 moves a pixel by at most
+    3 bytes: 1.2 GB for 33 k frames at 112): decompressing and resizing the recorded frames
+    took about a fifth of each training step on a 2-core CPU, and training reads each frame
+    about six times.  Rounding the resized frame to uint8 moves a pixel by at most
     1/510.  Augmentation crops the full-resolution frame, so it is refused with the cache.
     Each DataLoader worker fills its own cache.
 

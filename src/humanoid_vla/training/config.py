@@ -117,7 +117,7 @@ class TrainingConfig:
     ``grounding_upcoming`` True trains, at every frame, the map of each segment still ahead
     (map 1 learns where a grasped object will go from the first frame on), not only the
     frame's own.  ``cache_frames`` keeps the resized frames in memory as they are read (see
-    :class:`EpisodeDataset`; about a quarter of a step saved on a 2-core CPU); it needs
+    :class:`EpisodeDataset`; about a fifth of a step saved on a 2-core CPU); it needs
     ``augment`` False.
     """
 
