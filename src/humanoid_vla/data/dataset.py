@@ -123,8 +123,8 @@ class EpisodeDataset(Dataset):
     from topics store beside each frame the command already in effect (the hand is on its way
     there), so a policy that should answer the frame with the *next* command trains with 1.
 
-    ``cache_frames`` keeps every frame, once read and resized, in memory as uint8 (N x S x S x
-    3 bytes: 1.2 GB for 33 k frames at 112): decompressing and resizing the recorded frames
+    ``cache_frames`` keeps every frame, once read and resized, in memory as uint8 (N x 3 x S x
+    S bytes: 1.2 GB for 33 k frames at 112): decompressing and resizing the recorded frames
     took about a fifth of each training step on a 2-core CPU, and training reads each frame
     about six times.  Rounding the resized frame to uint8 moves a pixel by at most
     1/510.  Augmentation crops the full-resolution frame, so it is refused with the cache.
@@ -204,7 +204,7 @@ class EpisodeDataset(Dataset):
         self._frames: OrderedDict[int, h5py.Dataset] = OrderedDict()
         self._owner_pid: int | None = None
         self._cache_frames = bool(cache_frames)
-        self._frame_cache: np.ndarray | None = None  # (N, S, S, 3) uint8, filled as read
+        self._frame_cache: np.ndarray | None = None  # (N, 3, S, S) uint8, filled as read
         self._cached: np.ndarray | None = None  # (N,) bool
 
     # --- loading ----------------------------------------------------------------------------
@@ -334,16 +334,15 @@ class EpisodeDataset(Dataset):
             return self._prepare_image(self._frames_of(episode_index)[step])
         if self._frame_cache is None:
             side = self._image_size
-            # np.zeros maps untouched pages lazily: memory grows as frames are read.
-            self._frame_cache = np.zeros((len(self), side, side, 3), dtype=np.uint8)
+            # Channels first, as items are; np.zeros maps untouched pages lazily: memory grows
+            # as frames are read.
+            self._frame_cache = np.zeros((len(self), 3, side, side), dtype=np.uint8)
             self._cached = np.zeros(len(self), dtype=bool)
         if not self._cached[index]:
             image = self._prepare_image(self._frames_of(episode_index)[step])
-            self._frame_cache[index] = (image * 255.0).round().to(torch.uint8).permute(
-                1, 2, 0).numpy()
+            self._frame_cache[index] = (image * 255.0).round().to(torch.uint8).numpy()
             self._cached[index] = True
-        frame = self._frame_cache[index]
-        return torch.from_numpy(frame).permute(2, 0, 1).float().div_(255.0).contiguous()
+        return torch.from_numpy(self._frame_cache[index]).float().div_(255.0)
 
     def _prepare_image(self, frame: np.ndarray) -> torch.Tensor:
         image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255.0
