@@ -526,3 +526,75 @@ def test_cache_frames_trains_from_the_frames_it_kept(dataset, tmp_path):
     assert trainer.valid_losses and np.isfinite(trainer.valid_losses[-1][1])
     with pytest.raises(TrainingConfigError, match='cache_frames'):
         make_config(dataset, tmp_path / 'a', augment=True, cache_frames=True)
+
+
+def write_paraphrases(path: Path, probability: float = 1.0) -> Path:
+    """Write a paraphrase table for the fixture's two instructions (three phrasings each)."""
+    path.write_text(yaml.safe_dump({'probability': probability, 'groups': {
+        'left': ['move left', 'go to the left', 'head left'],
+        'right': ['move right', 'go to the right', 'head right']}}))
+    return path
+
+
+def test_instruction_paraphrases_rewrite_training_instructions_only(dataset, tmp_path):
+    table = write_paraphrases(tmp_path / 'paraphrases.yaml')
+    trainer = Trainer(make_config(dataset, tmp_path / 'out', max_steps=6, eval_every=0,
+                                  instruction_paraphrases=str(table)), show_progress=False)
+    cache = trainer.model.instruction_cache
+    variants = {'move left', 'go to the left', 'head left',
+                'move right', 'go to the right', 'head right'}
+    assert all(text in cache for text in variants)  # encoded once, before the loop
+    misses = cache.misses
+    seen = []
+    encode = trainer.model.encode_instructions
+
+    def spy(texts):
+        seen.extend(texts)
+        return encode(texts)
+
+    trainer.model.encode_instructions = spy
+    trainer.train()
+    # Probability 1: no recorded phrasing reaches a training step, and both others do.
+    assert seen and set(seen) <= variants - set(INSTRUCTIONS)
+    assert {'head left', 'go to the left'} <= set(seen)
+    assert cache.misses == misses
+    seen.clear()
+    trainer.evaluate()
+    trainer.close()
+    assert seen and set(seen) <= set(INSTRUCTIONS)  # validation keeps the recorded words
+
+
+def test_instruction_paraphrase_draws_follow_seed_and_step(dataset, tmp_path):
+    table = write_paraphrases(tmp_path / 'paraphrases.yaml', probability=0.5)
+
+    def training_texts(name: str, seed: int) -> list[str]:
+        trainer = Trainer(make_config(dataset, tmp_path / name, max_steps=6, seed=seed,
+                                      instruction_paraphrases=str(table)), show_progress=False)
+        seen = []
+        encode = trainer.model.encode_instructions
+        trainer.model.encode_instructions = lambda texts: seen.extend(texts) or encode(texts)
+        trainer.train()
+        trainer.close()
+        return seen
+
+    first, again, other = training_texts('a', 0), training_texts('b', 0), training_texts('c', 1)
+    assert first == again
+    assert first != other
+    # Probability 0.5: recorded and rewritten phrasings both reach training.
+    assert set(first) & set(INSTRUCTIONS) and set(first) - set(INSTRUCTIONS)
+
+
+def test_instruction_paraphrases_path_is_relative_to_the_config_and_checked(dataset, tmp_path):
+    write_paraphrases(tmp_path / 'paraphrases.yaml')
+    (tmp_path / 'train.yaml').write_text(yaml.safe_dump(
+        {'data': [str(dataset)], 'output_dir': str(tmp_path / 'out'), 'model': TINY_MODEL,
+         'instruction_paraphrases': 'paraphrases.yaml'}))
+    config = TrainingConfig.from_yaml(tmp_path / 'train.yaml')
+    assert Path(config.instruction_paraphrases) == tmp_path / 'paraphrases.yaml'
+    assert config.paraphrase_table().variants('head right')[0] == 'head right'
+    with pytest.raises(FileNotFoundError, match='instruction_paraphrases'):
+        make_config(dataset, tmp_path / 'a', instruction_paraphrases=str(tmp_path / 'no.yaml'))
+    (tmp_path / 'bad.yaml').write_text(yaml.safe_dump(
+        {'probability': 2.0, 'groups': {'left': ['move left', 'go left']}}))
+    with pytest.raises(TrainingConfigError, match='probability'):
+        make_config(dataset, tmp_path / 'a', instruction_paraphrases=str(tmp_path / 'bad.yaml'))

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 from humanoid_vla.actions import ActionSpec, DEFAULT_PARTS
 from humanoid_vla.camera_projection import CameraCalibrationError, PinholeCamera
 from humanoid_vla.models import CustomVLAConfig
+from humanoid_vla.paraphrase import ParaphraseTable, ParaphraseTableError
 from humanoid_vla.training.precision import PRECISIONS
 import yaml
 
@@ -118,7 +119,10 @@ class TrainingConfig:
     (map 1 learns where a grasped object will go from the first frame on), not only the
     frame's own.  ``cache_frames`` keeps the resized frames in memory as they are read (see
     :class:`EpisodeDataset`; about a fifth of a step saved on a 2-core CPU); it needs
-    ``augment`` False.
+    ``augment`` False.  ``instruction_paraphrases`` is the path of a
+    :class:`~humanoid_vla.paraphrase.ParaphraseTable` YAML file (relative to the training
+    config's file, like ``model``): training instructions are rewritten into other phrasings
+    of the same task, validation keeps the recorded ones; no effect without instructions.
     """
 
     data: list[str]
@@ -151,6 +155,7 @@ class TrainingConfig:
     grounding_camera: dict[str, Any] | None = None
     grounding_upcoming: bool = False
     cache_frames: bool = False
+    instruction_paraphrases: str | None = None
 
     def __post_init__(self) -> None:
         """Check every field, the data files and the model config; raise on the first problem."""
@@ -186,6 +191,8 @@ class TrainingConfig:
         if self.cache_frames and self.augment:
             raise TrainingConfigError('cache_frames needs augment: false (the cache holds '
                                       'resized frames; augmentation crops the full frame)')
+        if self.instruction_paraphrases is not None:
+            self.paraphrase_table()
         if self.image_size is not None and (
                 isinstance(self.image_size, bool) or not isinstance(self.image_size, int)
                 or self.image_size < 1):
@@ -237,6 +244,21 @@ class TrainingConfig:
             except CameraCalibrationError as err:
                 raise TrainingConfigError(f'grounding_camera: {err}') from err
 
+    def paraphrase_table(self) -> ParaphraseTable | None:
+        """Return the instruction paraphrases of training (None when not configured)."""
+        if self.instruction_paraphrases is None:
+            return None
+        path = self.instruction_paraphrases
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise TrainingConfigError(
+                f'instruction_paraphrases must be a YAML file path or null, got {path!r}')
+        if not Path(path).expanduser().is_file():
+            raise FileNotFoundError(f'instruction_paraphrases file not found: {path}')
+        try:
+            return ParaphraseTable.from_yaml(Path(path).expanduser())
+        except (ParaphraseTableError, yaml.YAMLError) as err:
+            raise TrainingConfigError(f'instruction_paraphrases {path}: {err}') from err
+
     @property
     def camera(self) -> PinholeCamera | None:
         """Return the grounding camera's calibration, or None without grounding maps."""
@@ -281,9 +303,10 @@ class TrainingConfig:
         """Read a YAML file, apply ``key=value`` overrides, then build and check the config."""
         source = Path(path).expanduser()
         data = load_yaml_mapping(source, 'training config')
-        model = data.get('model')
-        if isinstance(model, str) and not Path(model).expanduser().is_absolute():
-            data['model'] = str((source.parent / model).resolve())
+        for key in ('model', 'instruction_paraphrases'):  # files that travel with the config
+            value = data.get(key)
+            if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+                data[key] = str((source.parent / value).resolve())
         return cls.from_dict(apply_overrides(data, overrides))
 
     def to_dict(self) -> dict[str, Any]:

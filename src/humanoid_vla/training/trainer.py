@@ -382,6 +382,7 @@ class Trainer:
             self.stats = NormalizationStats.from_actions(
                 self.train_data.all_actions(), mask=~self.spec.gripper_mask())
         self.model.train()
+        self.paraphrases = config.paraphrase_table() if config.use_instruction else None
         self._warm_instruction_cache()
 
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -426,9 +427,11 @@ class Trainer:
                 f'cannot resume from {directory}: the model config changed in {changed}')
 
     def _warm_instruction_cache(self) -> None:
-        """Encode every distinct instruction once, in a cache big enough to keep them all."""
+        """Encode every distinct instruction (and paraphrase) once, in a cache that keeps all."""
         if self.config.use_instruction:
             texts = set(self.train_data.instructions())
+            if self.paraphrases is not None:
+                texts = self.paraphrases.all_variants(texts)
             if self.valid_data is not None:
                 texts.update(self.valid_data.instructions())
         else:
@@ -479,16 +482,22 @@ class Trainer:
 
     # --- one step ---------------------------------------------------------------------------
 
-    def model_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def model_inputs(self, batch: dict[str, Any],
+                     paraphrase: bool = False) -> dict[str, torch.Tensor]:
         """
         Turn a DataLoader batch into model arguments, actions normalised with the run's stats.
 
         Instruction states come from the model's cache (filled at setup), so the frozen
-        language encoder never runs inside the loop.
+        language encoder never runs inside the loop.  ``paraphrase`` rewrites instructions
+        with the run's paraphrase table, drawn from (seed, step, rank) so a resumed run
+        repeats the uninterrupted one.
         """
         texts = list(batch['instruction'])
         if not self.config.use_instruction:
             texts = [''] * len(texts)
+        elif paraphrase and self.paraphrases is not None:
+            rng = np.random.default_rng([self.config.seed % 2**32, self.step, self.dist.rank])
+            texts = self.paraphrases.rewrite(texts, rng)
         tokens, mask = self.model.encode_instructions(texts)
         actions = self.stats.normalize(batch['actions'].numpy()).astype(np.float32)
         inputs = {
@@ -531,7 +540,7 @@ class Trainer:
 
     def train_step(self, batch: dict[str, Any]) -> torch.Tensor:
         """Run one optimisation step on ``batch``; return its loss (detached, not synced)."""
-        inputs = self.model_inputs(batch)
+        inputs = self.model_inputs(batch, paraphrase=True)
         with self._autocast():
             loss = self._ddp_model(**inputs).loss
         self.optimizer.zero_grad(set_to_none=True)
