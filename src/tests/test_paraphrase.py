@@ -39,7 +39,6 @@ def test_probability_decides_how_often_and_unknown_instructions_stay():
     kept = half.rewrite(['touch the red cup'] * 400, rng).count('touch the red cup')
     assert 150 < kept < 250
     assert half.rewrite(['wave at the camera'], rng) == ['wave at the camera']
-    assert half.variants('touch the red cup and the blue cup')[1:] != []  # slot takes the rest
     assert half.all_variants(['touch the red cup', 'wave']) == {
         'touch the red cup', 'poke the red cup', 'reach for the red cup and touch it', 'wave'}
 

@@ -8,11 +8,12 @@ from humanoid_vla.checkpoint import save_untrained_checkpoint
 from humanoid_vla.evaluation import pick_diagnosis
 from humanoid_vla.evaluation.pick_diagnosis import (classify, Closing, EpisodeDiagnosis,
                                                     expert_actor, format_summary, OUTCOMES,
-                                                    policy_actors, run_episode, summarize)
+                                                    policy_actors, Release, run_episode,
+                                                    summarize)
 from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies.base import Policy
 from humanoid_vla.sim.gl import select_gl_backend
-from humanoid_vla.sim.tasks import sample_task
+from humanoid_vla.sim.tasks import NEXT_TO_GAP, sample_task
 import numpy as np
 import pytest
 
@@ -52,7 +53,9 @@ def test_summary_counts_outcomes_per_relation_and_reads_the_first_closing():
         return EpisodeDiagnosis(1, 'i', 't', 'r', relation, outcome, 10,
                                 [Closing(3, d, 't' if d < 0.05 else 'r', min(d, 0.02))
                                  for d in distances])
-    episodes = [episode('on', 'success', [0.0]), episode('on', 'not_placed', [0.02, 0.3]),
+    not_placed = episode('on', 'not_placed', [0.02, 0.3])
+    not_placed.releases = [Release(4, 0.05, 0.1), Release(9, 0.3, 0.0)]  # the last one counts
+    episodes = [episode('on', 'success', [0.0]), not_placed,
                 episode('next_to', 'missed', [0.15]), episode('next_to', 'never_closed', [])]
     summary = summarize(episodes)
     assert summary['outcomes']['success'] == 1 and sum(summary['outcomes'].values()) == 4
@@ -63,8 +66,10 @@ def test_summary_counts_outcomes_per_relation_and_reads_the_first_closing():
     assert summary['first_closing_target_cm_median'] == 2.0
     assert summary['first_closing_nearest_is_target'] == 2
     assert summary['missed_target_cm_median'] == 15.0
+    assert summary['not_placed_last_release_gap_cm'] == {'next_to': [], 'on': [30.0]}
     text = format_summary('x', summary)
     assert 'missed 1' in text and 'next_to  2 episodes' in text
+    assert 'at the last release (cm): on 30.0' in text
 
 
 @needs_rendering
@@ -78,6 +83,14 @@ def test_the_expert_succeeds_after_one_closing_at_the_target(env, seed):
     assert first.attached == task.target and first.nearest == task.target
     assert first.target_distance_m <= grasp.ATTACH_DISTANCE
     assert episode.picked == [task.target]
+    # Let go once, just above the table, beside the reference or within the plate.
+    [release] = episode.releases
+    assert first.step < release.step <= episode.steps
+    assert 0.0 <= release.height_m < 0.03
+    if task.relation == 'next_to':
+        assert 0.0 < release.reference_gap_m <= NEXT_TO_GAP
+    else:
+        assert release.reference_gap_m < 0.0
 
 
 @needs_rendering

@@ -18,7 +18,10 @@ simulation limits; no ROS) and sorts each episode into one outcome:
                       end, or let go somewhere else)
 
 For every closing of the gripper it records how far the grasp site was from the target's
-surface and which object was nearest (the grasp assist attaches within 3 cm). Unlike the
+surface and which object was nearest (the grasp assist attaches within 3 cm); for every time
+the hand lets go of the target, the free gap between the footprints of target and place
+reference and how high above the table the target was (a "next to" needs a gap of at most
+8 cm; on the plate the footprints overlap, so the gap is negative). Unlike the
 closed loop, physics waits for the policy here (no timing effects). Use `--substeps 5` to
 apply each command, and the assisted grasp's rules, at every 20 ms step as the bridge does: with
 one step per tick (the default) a release is only seen after the arm has moved, which once hid
@@ -40,7 +43,7 @@ from typing import Callable, Optional, Sequence
 from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
 from humanoid_vla.evaluation.grounding import SETTLE_SECONDS
 from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
-from humanoid_vla.sim.tasks import sample_task, TaskSpec
+from humanoid_vla.sim.tasks import NEXT_TO_GAP, sample_task, TaskSpec
 import numpy as np
 
 OUTCOMES = ('success', 'never_closed', 'missed', 'picked_reference', 'wrong_object',
@@ -63,6 +66,15 @@ class Closing:
 
 
 @dataclass
+class Release:
+    """One letting go of the target: how far from the place reference, and how high."""
+
+    step: int
+    reference_gap_m: float  # between the footprints; < 0: overlapping (on the plate)
+    height_m: float  # of the target's underside above the table top
+
+
+@dataclass
 class EpisodeDiagnosis:
     """One episode: its task, outcome and gripper closings."""
 
@@ -75,6 +87,7 @@ class EpisodeDiagnosis:
     steps: int = 0
     closings: list[Closing] = field(default_factory=list)
     picked: list[str] = field(default_factory=list)
+    releases: list[Release] = field(default_factory=list)
 
 
 class GraspMonitor:
@@ -84,12 +97,15 @@ class GraspMonitor:
         self.env = env
         self.task = task
         self.closings: list[Closing] = []
+        self.releases: list[Release] = []
         self._closed = False
+        self._held: Optional[str] = None
         from humanoid_vla.sim.grasp import CLOSED_THRESHOLD  # the grasp assist's own (mujoco)
         self._threshold = CLOSED_THRESHOLD
 
     def update(self, step: int) -> None:
-        """Record a closing when the command crosses to closed; credit it with what attaches."""
+        """Record closings (credited with what attaches) and releases of the target."""
+        from humanoid_vla.sim.success import bottom_z, footprint_gap  # mujoco, like grasp
         env, world = self.env, self.env.world
         closed = env.gripper >= self._threshold
         if closed and not self._closed:
@@ -103,6 +119,12 @@ class GraspMonitor:
         held = world.held_object(env.side)
         if held is not None and self.closings and self.closings[-1].attached is None:
             self.closings[-1].attached = held
+        target = self.task.target
+        if self._held == target and held != target:
+            self.releases.append(Release(
+                step, footprint_gap(world, target, self.task.reference),
+                bottom_z(world, target) - world.table_top_z()))
+        self._held = held
 
 
 def classify(task: TaskSpec, success: bool, closings: Sequence[Closing],
@@ -154,6 +176,7 @@ def run_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Ac
         if success:
             break
     diagnosis.closings = monitor.closings
+    diagnosis.releases = monitor.releases
     diagnosis.picked = sorted(env.picked)
     diagnosis.outcome = classify(task, success, monitor.closings, diagnosis.picked)
     return diagnosis
@@ -225,6 +248,12 @@ def summarize(episodes: Sequence[EpisodeDiagnosis]) -> dict[str, object]:
         'missed_target_cm_median': median_cm(missed),
         'closings_per_episode_median': (statistics.median(len(e.closings) for e in episodes)
                                         if episodes else None),
+        # Where the target was last let go in the episodes that held it but failed.
+        'not_placed_last_release_gap_cm': {
+            relation: sorted(round(100 * e.releases[-1].reference_gap_m, 1) for e in episodes
+                             if e.outcome == 'not_placed' and e.relation == relation
+                             and e.releases)
+            for relation in relations},
     }
 
 
@@ -240,6 +269,13 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
             f'  first closing: grasp site {summary["first_closing_target_cm_median"]} cm '
             f'(median) from the target surface; target nearest in '
             f'{summary["first_closing_nearest_is_target"]} of {summary["first_closings"]}')
+    gaps = {relation: values for relation, values
+            in summary['not_placed_last_release_gap_cm'].items() if values}
+    if gaps:
+        listed = '; '.join(f'{relation} {", ".join(map(str, values))}'
+                           for relation, values in gaps.items())
+        lines.append(f'  not placed: footprint gap to the place reference at the last release '
+                     f'(cm): {listed} (a next to needs <= {100 * NEXT_TO_GAP:.0f})')
     if summary['missed_target_cm_median'] is not None:
         lines.append(f'  missed: median {summary["missed_target_cm_median"]} cm from the target '
                      f'at the first closing (the grasp assist reaches 3 cm)')

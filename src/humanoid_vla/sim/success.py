@@ -47,11 +47,16 @@ def on_plate(world: TabletopWorld, target: str, plate: str) -> bool:
     return bool(inside and -REST_HEIGHT <= gap <= REST_HEIGHT)
 
 
-def next_to(world: TabletopWorld, target: str, reference: str) -> bool:
-    """Return whether the target stands on the table beside the reference (gap <= NEXT_TO_GAP)."""
+def footprint_gap(world: TabletopWorld, target: str, reference: str) -> float:
+    """Return the free horizontal gap between two objects' footprints (< 0: they overlap)."""
     target_pos, ref_pos = world.object_pose(target)[0], world.object_pose(reference)[0]
     reach = world.object_shape(target).radius + world.object_shape(reference).radius
-    close = np.hypot(*(target_pos - ref_pos)[:2]) <= reach + NEXT_TO_GAP
+    return float(np.hypot(*(target_pos - ref_pos)[:2]) - reach)
+
+
+def next_to(world: TabletopWorld, target: str, reference: str) -> bool:
+    """Return whether the target stands on the table beside the reference (gap <= NEXT_TO_GAP)."""
+    close = footprint_gap(world, target, reference) <= NEXT_TO_GAP
     on_table = abs(bottom_z(world, target) - world.table_top_z()) <= REST_HEIGHT
     return bool(close and on_table)
 
