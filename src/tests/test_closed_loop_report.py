@@ -65,6 +65,18 @@ def test_report_table_plot_and_strip(tmp_path):
     assert sorted(p.name for p in (out / 'data').iterdir()) == sorted(p.name for p in paths)
 
 
+def test_ten_labels_get_ten_colours_and_a_legend_that_wraps(tmp_path):
+    labels = [f'run_{i}' for i in range(10)]
+    paths = [_write_run(tmp_path, label, 'train', [('touch', True)]) for label in labels]
+    layout = report.legend_layout(len(labels), 960)
+    assert len(set(layout)) == 10 and {row for _, row in layout} == {0, 1}
+    assert all(x + report.LEGEND_ENTRY_W <= 960 + 10 for x, _ in layout)
+    plot = report.bar_plot(report.load_results([str(p) for p in paths]))
+    assert plot.shape == (480 + report.LEGEND_ROW_H, 960, 3)  # one more legend row
+    colours = {tuple(int(v) for v in c) for c in plot.reshape(-1, 3)}
+    assert set(report.BAR_COLOURS) <= colours and len(set(report.BAR_COLOURS)) == 10
+
+
 def test_report_main_prints_the_table(tmp_path, capsys):
     path = _write_run(tmp_path, 'model', 'novel', [('touch', False)])
     assert report.main([str(path), '--out', str(tmp_path / 'out')]) == 0

@@ -37,9 +37,11 @@ import numpy as np
 LABEL_ORDER = ('model', 'blind', 'expert')
 SPLIT_ORDER = ('train', 'novel')
 FAMILY_ORDER = ('touch', 'pick_place')
-# BGR colours of the bars, by position of the label.
+# BGR colours of the bars, by position of the label (distinct for up to ten labels).
 BAR_COLOURS = ((200, 120, 40), (60, 160, 240), (90, 170, 90), (160, 90, 160), (80, 80, 200),
-               (70, 70, 70))
+               (70, 70, 70), (190, 190, 60), (180, 130, 230), (40, 100, 140), (160, 160, 160))
+LEGEND_ENTRY_W = 150  # pixels per legend entry; entries wrap into rows
+LEGEND_ROW_H = 22
 
 
 def load_results(paths: Sequence[str]) -> list:
@@ -105,14 +107,23 @@ def markdown_table(runs: list) -> str:
     return '\n'.join(lines)
 
 
+def legend_layout(count: int, width: int, left: int = 60) -> list[tuple[int, int]]:
+    """Return (x, row) of each legend entry: as many per row as fit, then the next row."""
+    per_row = max(1, (width - left) // LEGEND_ENTRY_W)
+    return [(left + 10 + (i % per_row) * LEGEND_ENTRY_W, i // per_row) for i in range(count)]
+
+
 def bar_plot(runs: list, width: int = 960, height: int = 480) -> np.ndarray:
     """Draw grouped bars of the success rates (one group per task x split); return BGR."""
     import cv2
     table = success_table(runs)
     labels = labels_of(runs)
     rows = row_keys(table)
+    legend = legend_layout(len(labels), width)
+    legend_rows = 1 + max((row for _, row in legend), default=0)
+    height += (legend_rows - 1) * LEGEND_ROW_H  # the plot keeps its size
     image = np.full((height, width, 3), 255, np.uint8)
-    left, right, top, bottom = 60, 20, 50, 70
+    left, right, top, bottom = 60, 20, 50, 48 + legend_rows * LEGEND_ROW_H
     plot_w, plot_h = width - left - right, height - top - bottom
     font = cv2.FONT_HERSHEY_SIMPLEX
     cv2.putText(image, 'closed-loop success rate (simulation)', (left, 30), font, 0.7,
@@ -125,6 +136,7 @@ def bar_plot(runs: list, width: int = 960, height: int = 480) -> np.ndarray:
     cv2.line(image, (left, top + plot_h), (left + plot_w, top + plot_h), (0, 0, 0), 1)
     group_w = plot_w / max(1, len(rows))
     bar_w = group_w * 0.8 / max(1, len(labels))
+    number_scale = max(0.3, min(0.4, bar_w / 50))  # narrow bars, smaller numbers
     for g, key in enumerate(rows):
         x0 = left + g * group_w + group_w * 0.1
         for b, label in enumerate(labels):
@@ -136,15 +148,14 @@ def bar_plot(runs: list, width: int = 960, height: int = 480) -> np.ndarray:
             y1 = top + plot_h - int(plot_h * rate)
             colour = BAR_COLOURS[b % len(BAR_COLOURS)]
             cv2.rectangle(image, (x1, y1), (x2, top + plot_h), colour, -1)
-            cv2.putText(image, f'{100 * rate:.0f}', (x1 + 2, max(top + 12, y1 - 4)), font, 0.4,
-                        (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(image, f'{100 * rate:.0f}', (x1 + 1, max(top + 12, y1 - 4)), font,
+                        number_scale, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(image, f'{key[0]} / {key[1]}', (int(x0), top + plot_h + 22), font, 0.5,
                     (0, 0, 0), 1, cv2.LINE_AA)
-    for b, label in enumerate(labels):
-        x = left + 10 + b * 150
-        cv2.rectangle(image, (x, height - 30), (x + 18, height - 14),
-                      BAR_COLOURS[b % len(BAR_COLOURS)], -1)
-        cv2.putText(image, label, (x + 24, height - 16), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    for b, (label, (x, row)) in enumerate(zip(labels, legend)):
+        y = top + plot_h + 40 + row * LEGEND_ROW_H
+        cv2.rectangle(image, (x, y), (x + 18, y + 16), BAR_COLOURS[b % len(BAR_COLOURS)], -1)
+        cv2.putText(image, label, (x + 24, y + 14), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return image
 
 
