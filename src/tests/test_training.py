@@ -88,6 +88,19 @@ def make_config(data: Path, output_dir: Path, **overrides) -> TrainingConfig:
     return TrainingConfig(**fields)
 
 
+def record_instructions(model) -> list[str]:
+    """Make ``model`` list every instruction it encodes from now on (still encoding them)."""
+    seen: list[str] = []
+    encode = model.encode_instructions
+
+    def recording(texts):
+        seen.extend(texts)
+        return encode(texts)
+
+    model.encode_instructions = recording
+    return seen
+
+
 def run_training(config: TrainingConfig, resume: bool = False) -> Trainer:
     trainer = Trainer(config, resume=resume, show_progress=False)
     trainer.train()
@@ -238,14 +251,7 @@ def test_warmup_then_cosine_schedule():
 def test_use_instruction_false_withholds_the_instruction(dataset, tmp_path):
     trainer = Trainer(make_config(dataset, tmp_path / 'blind', use_instruction=False,
                                   max_steps=3, eval_every=3), show_progress=False)
-    seen = []
-    encode = trainer.model.encode_instructions
-
-    def spy(texts):
-        seen.extend(texts)
-        return encode(texts)
-
-    trainer.model.encode_instructions = spy
+    seen = record_instructions(trainer.model)
     trainer.train()
     trainer.close()
     assert seen and set(seen) == {''}
@@ -253,8 +259,7 @@ def test_use_instruction_false_withholds_the_instruction(dataset, tmp_path):
     extra = json.loads((tmp_path / 'blind' / 'final' / 'training_args.json').read_text())
     assert extra['use_instruction'] is False
     policy = CustomVLAPolicy(tmp_path / 'blind' / 'final')
-    served = []
-    policy.model.encode_instructions = lambda texts: served.extend(texts) or encode(texts)
+    served = record_instructions(policy.model)
     policy.predict(Observation(np.zeros((32, 32, 3), np.uint8), INSTRUCTIONS[0]))
     assert served == ['']
 
@@ -545,14 +550,7 @@ def test_instruction_paraphrases_rewrite_training_instructions_only(dataset, tmp
                 'move right', 'go to the right', 'head right'}
     assert all(text in cache for text in variants)  # encoded once, before the loop
     misses = cache.misses
-    seen = []
-    encode = trainer.model.encode_instructions
-
-    def spy(texts):
-        seen.extend(texts)
-        return encode(texts)
-
-    trainer.model.encode_instructions = spy
+    seen = record_instructions(trainer.model)
     trainer.train()
     # Probability 1: no recorded phrasing reaches a training step, and both others do.
     assert seen and set(seen) <= variants - set(INSTRUCTIONS)
@@ -570,9 +568,7 @@ def test_instruction_paraphrase_draws_follow_seed_and_step(dataset, tmp_path):
     def training_texts(name: str, seed: int) -> list[str]:
         trainer = Trainer(make_config(dataset, tmp_path / name, max_steps=6, seed=seed,
                                       instruction_paraphrases=str(table)), show_progress=False)
-        seen = []
-        encode = trainer.model.encode_instructions
-        trainer.model.encode_instructions = lambda texts: seen.extend(texts) or encode(texts)
+        seen = record_instructions(trainer.model)
         trainer.train()
         trainer.close()
         return seen
