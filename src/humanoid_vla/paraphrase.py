@@ -72,7 +72,8 @@ class ParaphraseTable:
         if not groups:
             raise ParaphraseTableError('a paraphrase table needs at least one group')
         self.probability = float(probability)
-        self._variants: dict[str, list[str]] = {}  # per instruction: rewriting is per sample
+        # Phrasings per instruction, worked out once: rewrite() runs for every training sample.
+        self._variants: dict[str, list[str]] = {}
         self.groups: dict[str, tuple[_Template, ...]] = {}
         for name, templates in groups.items():
             self.groups[str(name)] = self._build_group(str(name), templates)
