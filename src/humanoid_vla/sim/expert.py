@@ -18,7 +18,8 @@ from typing import Optional
 from humanoid_vla.sim import scene
 from humanoid_vla.sim.episode_runner import SimEnvironment
 from humanoid_vla.sim.frames import step_towards_quat
-from humanoid_vla.sim.layout import HAND_DEPTH, Obstacle, spot_beside
+from humanoid_vla.sim.layout import (EXPERT_ENOUGH_ROOM, EXPERT_PLACE_GAPS, HAND_DEPTH, Obstacle,
+                                     spot_beside)
 from humanoid_vla.sim.tasks import TaskSpec
 from humanoid_vla.sim.world import TabletopWorld
 import numpy as np
@@ -176,7 +177,8 @@ class ScriptedExpert:
                 obstacles[name] = Obstacle(pos[0], pos[1], world.object_shape(name).radius,
                                            low=top < hand_low)
         reference = obstacles.pop(task.reference)
-        xy, _ = spot_beside(reference, shape.radius, list(obstacles.values()))
+        xy, _ = spot_beside(reference, shape.radius, list(obstacles.values()),
+                            EXPERT_PLACE_GAPS, EXPERT_ENOUGH_ROOM)
         return np.array([xy[0], xy[1], centre_z])
 
 

@@ -10,7 +10,6 @@ frame (m), 2-D on the table.
 
 from __future__ import annotations
 
-import itertools
 from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -24,7 +23,8 @@ FAR_PAIR_GAP = 0.14
 # Where an object may be put down (a little larger than the spawn area, still reachable).
 PLACE_X = (0.25, 0.43)
 PLACE_Y = (-0.31, 0.06)
-# Footprint gaps tried when putting the target next to the reference, preferred first.
+# Footprint gaps tried when putting the target next to the reference, preferred first. Scene
+# sampling needs room at one of these; the expert prefers EXPERT_PLACE_GAPS.
 PLACE_GAPS = (0.04, 0.03, 0.05, 0.02, 0.06)
 # The hand's extent around the grasp site while it puts an object down in the grasp orientation
 # (fingers forward, thumb back): HAND_FRONT ahead, HAND_BACK behind, HAND_HALF_WIDTH to the
@@ -36,6 +36,11 @@ HAND_WORKSPACE_MIN = (0.05, -0.5, -0.25)
 HAND_WORKSPACE_MAX = (0.6, 0.3, 0.35)
 ENOUGH_ROOM = 0.02  # more clearance than this does not make a spot better
 MIN_ROOM = 0.005  # a spot with less clearance does not count as free
+# The expert's own preference: close to the reference first, so that a policy that lets go a
+# few cm off still lands inside NEXT_TO_GAP; the wider gaps stay as fallbacks for crowded tables,
+# and a close spot needs only EXPERT_ENOUGH_ROOM of clearance to win over them.
+EXPERT_PLACE_GAPS = (0.025, 0.02, 0.03, 0.015, 0.04, 0.05, 0.06)
+EXPERT_ENOUGH_ROOM = MIN_ROOM
 
 
 class SceneLayoutError(ValueError):
@@ -79,27 +84,37 @@ def in_place_area(spot: np.ndarray) -> bool:
     return bool(PLACE_X[0] <= spot[0] <= PLACE_X[1] and PLACE_Y[0] <= spot[1] <= PLACE_Y[1])
 
 
-def spot_beside(reference: Obstacle, radius: float, obstacles: Sequence[Obstacle]
+def spot_beside(reference: Obstacle, radius: float, obstacles: Sequence[Obstacle],
+                gaps: Sequence[float] = PLACE_GAPS, enough_room: float = ENOUGH_ROOM
                 ) -> tuple[np.ndarray, float]:
     """
     Return the best spot for an object of `radius` next to `reference`, and its clearance.
 
-    Candidates lie around the reference at each of PLACE_GAPS, inside the place area; the
-    reference itself counts as an obstacle (for the hand). The first candidate with
-    ENOUGH_ROOM wins; otherwise the one with the most room. A clearance below MIN_ROOM means
-    there is no free spot.
+    Candidates lie around the reference at each of `gaps`, inside the place area; the
+    reference itself counts as an obstacle (for the hand). At the first gap where some
+    candidates have `enough_room`, the one nearest the middle of the place area wins (the
+    corners are at the edge of the arm's reach); otherwise the one with the most room. A
+    clearance below MIN_ROOM means there is no free spot.
     """
     centre = np.array([reference.x, reference.y])
+    middle = np.array([np.mean(PLACE_X), np.mean(PLACE_Y)])
     best, best_room = centre, -np.inf
     everything = [*obstacles, reference]
-    for gap, angle in itertools.product(PLACE_GAPS, np.linspace(0, 2 * np.pi, 24, False)):
-        spot = centre + (reference.radius + radius + gap) * np.array([np.cos(angle),
-                                                                      np.sin(angle)])
-        if not in_place_area(spot):
-            continue
-        room = min(spot_room(spot, radius, everything), ENOUGH_ROOM)
-        if room > best_room:
-            best, best_room = spot, room
+    directions = [np.array([np.cos(angle), np.sin(angle)])
+                  for angle in np.linspace(0, 2 * np.pi, 24, False)]
+    for gap in gaps:
+        roomy = []
+        for direction in directions:
+            spot = centre + (reference.radius + radius + gap) * direction
+            if not in_place_area(spot):
+                continue
+            room = min(spot_room(spot, radius, everything), enough_room)
+            if room >= enough_room:
+                roomy.append(spot)
+            elif room > best_room:
+                best, best_room = spot, room
+        if roomy:
+            return min(roomy, key=lambda spot: float(np.linalg.norm(spot - middle))), enough_room
     return best, best_room
 
 
