@@ -28,7 +28,11 @@ def test_success_service_ends_the_goal_with_success(harness, start_server):
     start_server(success_service=f'{harness.ns}/task_success', success_check_period=3)
     result, feedback = harness.run('touch the blue block', 50)
     assert (result.success, result.error_code) == (True, Result.SUCCEEDED), result.message
-    assert result.steps_executed == 6 and len(feedback) == 6
+    # The goal ends at the check tick whose answer was the second one: tick 6, or a later
+    # multiple of 3 when the server had not yet discovered the service at tick 3 (it skips a
+    # check then; seen once under CI load).
+    assert result.steps_executed % 3 == 0 and 6 <= result.steps_executed <= 12
+    assert len(feedback) == result.steps_executed
     assert harness.success_calls == 2
 
 
