@@ -1,13 +1,12 @@
 """Free spots beside a reference: where the world and the expert put an object down."""
 
 from humanoid_vla.sim.layout import (ENOUGH_ROOM, EXPERT_ENOUGH_ROOM, EXPERT_PLACE_GAPS, MIN_ROOM,
-                                     Obstacle, PLACE_GAPS, PLACE_X, PLACE_Y, sample_layout,
-                                     spot_beside)
+                                     Obstacle, PLACE_GAPS, PLACE_MIDDLE, PLACE_X, PLACE_Y,
+                                     sample_layout, spot_beside)
 import numpy as np
 import pytest
 
 CUP = 0.028  # footprint radius of a cup (catalog)
-MIDDLE = np.array([np.mean(PLACE_X), np.mean(PLACE_Y)])
 
 
 def footprint_gap(spot: np.ndarray, reference: Obstacle, radius: float) -> float:
@@ -33,7 +32,7 @@ def test_of_the_free_spots_at_one_gap_the_one_nearest_the_middle_of_the_table_wi
     # first in angle order, the spot lay 40 degrees off the way to the middle).
     reference = Obstacle(PLACE_X[1] - 0.03, PLACE_Y[0] + 0.06, CUP)
     spot, _ = spot_beside(reference, CUP, [], EXPERT_PLACE_GAPS, EXPERT_ENOUGH_ROOM)
-    to_middle = MIDDLE - np.array([reference.x, reference.y])
+    to_middle = PLACE_MIDDLE - np.array([reference.x, reference.y])
     to_spot = spot - np.array([reference.x, reference.y])
     cosine = np.dot(to_middle, to_spot) / np.linalg.norm(to_middle) / np.linalg.norm(to_spot)
     assert cosine > np.cos(np.radians(20))

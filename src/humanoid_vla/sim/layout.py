@@ -23,6 +23,12 @@ FAR_PAIR_GAP = 0.14
 # Where an object may be put down (a little larger than the spawn area, still reachable).
 PLACE_X = (0.25, 0.43)
 PLACE_Y = (-0.31, 0.06)
+# The place area's middle, where the arm reaches best; a free spot nearer to it is preferred.
+PLACE_MIDDLE = np.array([np.mean(PLACE_X), np.mean(PLACE_Y)])
+# Directions around a reference tried for a free spot (computed once: sampling a scene may ask
+# for free spots thousands of times).
+SPOT_DIRECTIONS = tuple(np.array([np.cos(angle), np.sin(angle)])
+                        for angle in np.linspace(0, 2 * np.pi, 24, False))
 # Footprint gaps tried when putting the target next to the reference, preferred first. Scene
 # sampling needs room at one of these; the expert prefers EXPERT_PLACE_GAPS.
 PLACE_GAPS = (0.04, 0.03, 0.05, 0.02, 0.06)
@@ -97,14 +103,11 @@ def spot_beside(reference: Obstacle, radius: float, obstacles: Sequence[Obstacle
     clearance below MIN_ROOM means there is no free spot.
     """
     centre = np.array([reference.x, reference.y])
-    middle = np.array([np.mean(PLACE_X), np.mean(PLACE_Y)])
     best, best_room = centre, -np.inf
     everything = [*obstacles, reference]
-    directions = [np.array([np.cos(angle), np.sin(angle)])
-                  for angle in np.linspace(0, 2 * np.pi, 24, False)]
     for gap in gaps:
         roomy = []
-        for direction in directions:
+        for direction in SPOT_DIRECTIONS:
             spot = centre + (reference.radius + radius + gap) * direction
             if not in_place_area(spot):
                 continue
@@ -114,7 +117,8 @@ def spot_beside(reference: Obstacle, radius: float, obstacles: Sequence[Obstacle
             elif room > best_room:
                 best, best_room = spot, room
         if roomy:
-            return min(roomy, key=lambda spot: float(np.linalg.norm(spot - middle))), enough_room
+            nearest = min(roomy, key=lambda spot: float(np.linalg.norm(spot - PLACE_MIDDLE)))
+            return nearest, enough_room
     return best, best_room
 
 
