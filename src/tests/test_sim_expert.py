@@ -6,7 +6,7 @@ import time
 
 from humanoid_vla.sim.gl import select_gl_backend
 from humanoid_vla.sim.layout import SceneLayoutError
-from humanoid_vla.sim.tasks import sample_task
+from humanoid_vla.sim.tasks import sample_task, TaskSpec
 import numpy as np
 import pytest
 
@@ -79,6 +79,26 @@ def test_expert_actions_are_small_steps_in_the_policy_format(env):
             break
     assert env.success()
     assert {0.0, 1.0} <= grippers
+
+
+def test_the_expert_touches_a_block_first_with_a_taller_cup_just_in_front(env):
+    # Coming down over the block's near half, the open fingers reached the cup's rim first
+    # (the session-11 expert failed 3-5 of 20 touches so); the touch plan moves the hand.
+    task = TaskSpec('touch', 'red_block', None, 'touch the red block', 0,
+                    ('red_block', 'blue_cup', 'green_plate'))
+    world = env.world
+    env.reset_task(task)
+    world.place_object('red_block', 0.30, -0.12)
+    world.place_object('blue_cup', 0.30 + 0.034 + 0.04 + 0.028, -0.12)
+    world.place_object('green_plate', 0.30, 0.02)
+    world.step(50)  # let them settle
+    expert = ScriptedExpert(world, task)
+    for _ in range(MAX_STEPS):
+        env.apply_action(expert.act())
+        if env.first_touched:
+            break
+    assert env.first_touched == {'red_block'}
+    assert env.success()
 
 
 def test_the_head_camera_does_not_move_while_the_hand_reaches_across_the_table(env):

@@ -139,6 +139,33 @@ def test_touch_success_from_hand_distance(world):
     assert not task_success(world, make_task('touch', 'blue_cup', None, task.objects))
 
 
+def test_a_touch_counts_only_if_the_hand_touched_the_target_first(world):
+    from humanoid_vla.sim.episode_runner import SimEnvironment
+    from humanoid_vla.sim.success import task_success
+    task = make_task('touch', 'red_cup', None, ('red_cup', 'blue_cup', 'red_block'))
+    env = SimEnvironment(world=world)
+    site, quat = None, None
+
+    def hold_still_with(name):
+        """Put an object in the open hand and step physics once without moving the hand."""
+        world.place_object(name, site[0], site[1], site[2])
+        env.apply_action(np.concatenate([site, quat, [0.0]]), sim_seconds=world.timestep)
+
+    env.reset_task(task)
+    site, quat = world.hand_pose('right')
+    hold_still_with('blue_cup')  # a distractor first ...
+    assert env.first_touched == {'blue_cup'}
+    world.place_object('blue_cup', site[0] + 0.3, site[1] - 0.3)
+    hold_still_with('red_cup')  # ... then the target
+    assert task_success(world, task)  # the state alone says touched ...
+    assert not env.success() and env.first_touched == {'blue_cup'}  # ... but not first
+    env.reset_task(task)
+    assert env.first_touched == frozenset() and not env.success()
+    site, quat = world.hand_pose('right')
+    hold_still_with('red_cup')
+    assert env.first_touched == {'red_cup'} and env.success()
+
+
 def test_on_plate_success(world):
     from humanoid_vla.sim.success import task_success
     task = make_task('pick_place', 'red_cup', 'blue_plate', ('red_cup', 'blue_plate', 'red_bowl'))

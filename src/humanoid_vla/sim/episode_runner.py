@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from humanoid_vla.sim.grasp import GraspAssist
 from humanoid_vla.sim.ik import gripper_targets, HandIK, IKResult
-from humanoid_vla.sim.success import task_success
+from humanoid_vla.sim.success import task_success, touched_objects
 from humanoid_vla.sim.tasks import sample_task, TaskSpec
 from humanoid_vla.sim.world import TabletopWorld
 import numpy as np
@@ -40,6 +40,8 @@ class SimEnvironment:
         self.last_ik: Optional[IKResult] = None
         # Objects the hand has held since the reset: a pick-and-place needs its target here.
         self.picked: set[str] = set()
+        # The object(s) of a touch task the hand touched first: a touch needs its target here.
+        self.first_touched: frozenset[str] = frozenset()
 
     def reset(self, seed: int, family: Optional[str] = None, split: str = 'train') -> str:
         """Sample a task from the seed, reset the world to it, and return its instruction."""
@@ -53,6 +55,7 @@ class SimEnvironment:
         self.ik.reset(dict(zip(self.world.joint_names(), self.world.joint_positions())))
         self.grasp.reset()
         self.picked = set()
+        self.first_touched = frozenset()
         self.gripper = 0.0
         self.world.set_joint_targets(gripper_targets(0.0, self.side))
         return task.instruction
@@ -74,6 +77,8 @@ class SimEnvironment:
         held = self.grasp.update(self.gripper)
         if held is not None:
             self.picked.add(held)
+        if not self.first_touched and self.task is not None and self.task.family == 'touch':
+            self.first_touched = touched_objects(self.world, self.side)
         return self.last_ik
 
     def observe(self, render: bool = True) -> dict[str, Any]:
@@ -92,7 +97,8 @@ class SimEnvironment:
         """Return whether the current task is done, from simulator state."""
         if self.task is None:
             return False
-        return task_success(self.world, self.task, self.side, picked=self.picked)
+        return task_success(self.world, self.task, self.side, picked=self.picked,
+                            first_touched=self.first_touched)
 
     def close(self) -> None:
         """Free the renderer."""

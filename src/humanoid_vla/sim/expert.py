@@ -6,7 +6,9 @@ vector a policy emits (right-hand grasp-site pose in base_link + gripper 0..1), 
 can be recorded as training data unchanged. Targets move at most MAX_STEP metres and
 MAX_ROTATION_STEP radians per tick (inside the safety filter's per-tick limits).
 
-touch: above the target, then down until a hand geom is within the touch distance.
+touch: up above every object, across to above the touch spot, then straight down until a hand
+geom is within the touch distance (the spot keeps taller neighbours out of the hand's way:
+`touch_plan`).
 pick_place: above, descend, close, lift, carry, lower, release, retreat, open.
 """
 
@@ -21,6 +23,7 @@ from humanoid_vla.sim.frames import step_towards_quat
 from humanoid_vla.sim.layout import (EXPERT_ENOUGH_ROOM, EXPERT_PLACE_GAPS, HAND_DEPTH, Obstacle,
                                      spot_beside)
 from humanoid_vla.sim.tasks import TaskSpec
+from humanoid_vla.sim.touch_plan import crossing_height, TableObject, touch_spot
 from humanoid_vla.sim.world import TabletopWorld
 import numpy as np
 
@@ -61,7 +64,7 @@ PICK_PLACE = (Phase('above', 0.0), Phase('descend', 0.0, hold=1),
               Phase('carry', 1.0), Phase('lower', 1.0, hold=1),
               Phase('release', RELEASE_GRIPPER, hold=2, settle=False),
               Phase('retreat', RELEASE_GRIPPER), Phase('open', 0.0, hold=1, settle=False))
-TOUCH = (Phase('above', 0.0), Phase('descend', 0.0, hold=2))
+TOUCH = (Phase('rise', 0.0), Phase('above', 0.0), Phase('descend', 0.0, hold=2))
 
 
 class ScriptedExpert:
@@ -82,6 +85,7 @@ class ScriptedExpert:
         self.goal: Optional[np.ndarray] = None
         self.carry_offset = np.zeros(3)
         self.spot = np.zeros(3)
+        self.touch_xy: Optional[np.ndarray] = None
 
     @property
     def done(self) -> bool:
@@ -127,14 +131,11 @@ class ScriptedExpert:
         shape = world.object_shape(target)
         top = pos[2] + shape.height / 2
         if self.task.family == 'touch':
-            # Touch the near half of the object: the middle of a far plate is out of reach.
-            pos = pos - np.array([TOUCH_INSET * shape.radius, 0.0, 0.0])
+            return self._touch_waypoint(name, top)
         grasp = np.array([pos[0], pos[1], self._grasp_height(top)])
         if name == 'above':
             return np.array([pos[0], pos[1], max(top + APPROACH_CLEARANCE, grasp[2] + 0.1)])
         if name == 'descend':
-            if self.task.family == 'touch':
-                grasp[2] -= 0.02  # press a little lower: touch ends when a geom is close
             return grasp
         if name in ('close', 'release', 'open'):
             return self.command_pos.copy()
@@ -153,6 +154,33 @@ class ScriptedExpert:
         if name == 'retreat':
             return self.command_pos + np.array([-0.05, 0.0, 0.1])
         raise ValueError(f'unknown phase {name!r}')
+
+    def _touch_waypoint(self, name: str, top: float) -> np.ndarray:
+        """Return the touch phases' waypoints: up, across above everything, straight down."""
+        objects = {name: self._table_object(name) for name in self.world.object_names()}
+        crossing_z = crossing_height(list(objects.values()))
+        if name == 'rise':
+            return np.array([self.command_pos[0], self.command_pos[1],
+                             max(crossing_z, self.command_pos[2])])
+        if self.touch_xy is None:
+            target = objects.pop(self.task.target)
+            # Prefer the near half of the object: the middle of a far plate is out of reach.
+            preferred = np.array([target.x - TOUCH_INSET * target.radius, target.y])
+            self.touch_xy = touch_spot(target, list(objects.values()),
+                                       self.world.table_top_z(), preferred)
+        if name == 'above':
+            return np.array([self.touch_xy[0], self.touch_xy[1], crossing_z])
+        if name == 'descend':
+            # Press a little lower than a grasp: the touch ends when a geom is close.
+            return np.array([self.touch_xy[0], self.touch_xy[1], self._grasp_height(top) - 0.02])
+        raise ValueError(f'unknown touch phase {name!r}')
+
+    def _table_object(self, name: str) -> TableObject:
+        """Return an object's footprint and top height as the touch planner needs them."""
+        pos, _ = self.world.object_pose(name)
+        shape = self.world.object_shape(name)
+        return TableObject(float(pos[0]), float(pos[1]), shape.radius,
+                           float(pos[2] + shape.height / 2))
 
     def _grasp_height(self, top_z: float) -> float:
         """Return the grasp-site height for an object whose top is at top_z."""

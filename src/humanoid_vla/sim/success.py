@@ -20,6 +20,12 @@ def touch_success(world: TabletopWorld, target: str, side: str = 'right') -> boo
     return world.hand_object_distance(target, side) <= TOUCH_DISTANCE
 
 
+def touched_objects(world: TabletopWorld, side: str = 'right') -> frozenset[str]:
+    """Return every object a collision geom of the hand is within TOUCH_DISTANCE of."""
+    return frozenset(name for name in world.object_names()
+                     if world.hand_object_distance(name, side) <= TOUCH_DISTANCE)
+
+
 def resting(world: TabletopWorld, name: str) -> bool:
     """Return whether an object is free (held by no hand) and nearly still."""
     free = all(world.held_object(side) != name for side in ('right', 'left'))
@@ -72,15 +78,22 @@ def pick_place_success(world: TabletopWorld, task: TaskSpec, side: str = 'right'
 
 
 def task_success(world: TabletopWorld, task: TaskSpec, side: str = 'right',
-                 picked: Optional[Collection[str]] = None) -> bool:
+                 picked: Optional[Collection[str]] = None,
+                 first_touched: Optional[Collection[str]] = None) -> bool:
     """
     Return whether the world's state satisfies the task.
 
     ``picked`` is what the hand has held since the reset (``SimEnvironment`` keeps it): when
     given, a pick-and-place counts only if its target is among them, because a hand that
-    pushes the object into place has not picked and placed it.
+    pushes the object into place has not picked and placed it. ``first_touched`` is what the
+    hand touched first (``SimEnvironment`` keeps it; empty before any touch): when given, a
+    touch counts only if the target is among them, because a hand that sweeps over the table
+    touches the named object sooner or later (a language-blind policy touched it in 14 of 20
+    episodes without this rule, where choosing blindly hits 1 in 4).
     """
     if task.family == 'touch':
+        if first_touched and task.target not in first_touched:
+            return False
         return touch_success(world, task.target, side)
     if picked is not None and task.target not in picked:
         return False

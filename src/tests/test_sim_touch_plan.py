@@ -1,0 +1,57 @@
+"""Where the expert's open hand comes down to touch an object: the named object first."""
+
+from humanoid_vla.sim.touch_plan import (contact_height, crossing_height, FIRST_MARGIN,
+                                         first_touch_margin, TableObject, TOUCH_MIN_X,
+                                         TOUCH_REACH_X, touch_spot)
+import numpy as np
+
+TABLE_Z = -0.093  # the simulated table's top in base_link
+BLOCK = TableObject(0.30, -0.12, 0.034, TABLE_Z + 0.048)
+PLATE_HEIGHT, CUP_HEIGHT = 0.012, 0.09
+
+
+def near_half(obj: TableObject) -> np.ndarray:
+    """Return the expert's preferred spot: over the half of the object nearer the robot."""
+    return np.array([obj.x - 0.5 * obj.radius, obj.y])
+
+
+def test_with_no_neighbour_the_hand_comes_down_over_the_near_half():
+    spot = touch_spot(BLOCK, [], TABLE_Z, near_half(BLOCK))
+    assert np.linalg.norm(spot - near_half(BLOCK)) <= 0.0071  # the nearest 1 cm grid point
+    assert first_touch_margin(spot, BLOCK, [], TABLE_Z) >= FIRST_MARGIN
+
+
+def test_a_taller_neighbour_under_the_fingers_moves_the_spot():
+    # A cup 4 cm in front of a block: over the block's near half, the fingers (which reach
+    # 10 cm ahead of the grasp site) would come within the touch distance of the cup's rim
+    # before the palm reaches the block.
+    cup = TableObject(BLOCK.x + BLOCK.radius + 0.04 + 0.028, BLOCK.y, 0.028, TABLE_Z + CUP_HEIGHT)
+    preferred = near_half(BLOCK)
+    assert first_touch_margin(preferred, BLOCK, [cup], TABLE_Z) < 0
+    spot = touch_spot(BLOCK, [cup], TABLE_Z, preferred)
+    assert first_touch_margin(spot, BLOCK, [cup], TABLE_Z) >= FIRST_MARGIN
+    assert TOUCH_MIN_X <= spot[0] <= TOUCH_REACH_X
+
+
+def test_a_low_neighbour_is_touched_no_sooner_than_the_target():
+    plate = TableObject(BLOCK.x + 0.12, BLOCK.y, 0.075, TABLE_Z + PLATE_HEIGHT)
+    spot = touch_spot(BLOCK, [plate], TABLE_Z, near_half(BLOCK))
+    assert np.linalg.norm(spot - near_half(BLOCK)) <= 0.0071
+    plate_height = contact_height(spot, plate)
+    assert plate_height is None or contact_height(spot, BLOCK) > plate_height
+
+
+def test_a_spot_beside_the_target_misses_it():
+    beside = np.array([BLOCK.x, BLOCK.y + 0.2])
+    assert contact_height(beside, BLOCK) is None
+    assert first_touch_margin(beside, BLOCK, [], TABLE_Z) is None
+
+
+def test_the_hand_crosses_the_table_above_every_object():
+    objects = [BLOCK, TableObject(0.36, -0.25, 0.028, TABLE_Z + CUP_HEIGHT),
+               TableObject(0.28, 0.0, 0.075, TABLE_Z + PLATE_HEIGHT)]
+    height = crossing_height(objects)
+    for obj in objects:
+        for dx in np.arange(-0.15, 0.15, 0.01):
+            touched_at = contact_height(np.array([obj.x + dx, obj.y]), obj)
+            assert touched_at is None or touched_at < height
