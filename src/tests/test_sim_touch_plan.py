@@ -6,6 +6,7 @@ from humanoid_vla.sim.touch_plan import (contact_height, crossing_height, FIRST_
 import numpy as np
 
 TABLE_Z = -0.093  # the simulated table's top in base_link
+START = np.array([0.22, -0.22])  # where the hand starts (xy)
 BLOCK = TableObject(0.30, -0.12, 0.034, TABLE_Z + 0.048)
 PLATE_HEIGHT, CUP_HEIGHT = 0.012, 0.09
 
@@ -16,7 +17,7 @@ def near_half(obj: TableObject) -> np.ndarray:
 
 
 def test_with_no_neighbour_the_hand_comes_down_over_the_near_half():
-    spot = touch_spot(BLOCK, [], TABLE_Z, near_half(BLOCK))
+    spot, _ = touch_spot(BLOCK, [], TABLE_Z, near_half(BLOCK), START)
     assert np.linalg.norm(spot - near_half(BLOCK)) <= 0.0071  # the nearest 1 cm grid point
     assert first_touch_margin(spot, BLOCK, [], TABLE_Z) >= FIRST_MARGIN
 
@@ -28,14 +29,14 @@ def test_a_taller_neighbour_under_the_fingers_moves_the_spot():
     cup = TableObject(BLOCK.x + BLOCK.radius + 0.04 + 0.028, BLOCK.y, 0.028, TABLE_Z + CUP_HEIGHT)
     preferred = near_half(BLOCK)
     assert first_touch_margin(preferred, BLOCK, [cup], TABLE_Z) < 0
-    spot = touch_spot(BLOCK, [cup], TABLE_Z, preferred)
+    spot, _ = touch_spot(BLOCK, [cup], TABLE_Z, preferred, START)
     assert first_touch_margin(spot, BLOCK, [cup], TABLE_Z) >= FIRST_MARGIN
     assert TOUCH_MIN_X <= spot[0] <= TOUCH_REACH_X
 
 
 def test_a_low_neighbour_is_touched_no_sooner_than_the_target():
     plate = TableObject(BLOCK.x + 0.12, BLOCK.y, 0.075, TABLE_Z + PLATE_HEIGHT)
-    spot = touch_spot(BLOCK, [plate], TABLE_Z, near_half(BLOCK))
+    spot, _ = touch_spot(BLOCK, [plate], TABLE_Z, near_half(BLOCK), START)
     assert np.linalg.norm(spot - near_half(BLOCK)) <= 0.0071
     plate_height = contact_height(spot, plate)
     assert plate_height is None or contact_height(spot, BLOCK) > plate_height
@@ -47,11 +48,17 @@ def test_a_spot_beside_the_target_misses_it():
     assert first_touch_margin(beside, BLOCK, [], TABLE_Z) is None
 
 
-def test_the_hand_crosses_the_table_above_every_object():
-    objects = [BLOCK, TableObject(0.36, -0.25, 0.028, TABLE_Z + CUP_HEIGHT),
-               TableObject(0.28, 0.0, 0.075, TABLE_Z + PLATE_HEIGHT)]
-    height = crossing_height(objects)
-    for obj in objects:
-        for dx in np.arange(-0.15, 0.15, 0.01):
-            touched_at = contact_height(np.array([obj.x + dx, obj.y]), obj)
+def test_the_hand_crosses_the_table_above_every_object_on_its_way():
+    cup = TableObject(0.36, -0.25, 0.028, TABLE_Z + CUP_HEIGHT)
+    plate = TableObject(0.28, 0.0, 0.075, TABLE_Z + PLATE_HEIGHT)
+    objects = [BLOCK, cup, plate]
+    end = np.array([BLOCK.x, BLOCK.y])
+    height = crossing_height(objects, START, end, TABLE_Z)
+    for fraction in np.linspace(0, 1, 50):  # finer than the planner's samples
+        site = START + fraction * (end - START)
+        for obj in objects:
+            touched_at = contact_height(site, obj)
             assert touched_at is None or touched_at < height
+    # Far from the way, the cup does not raise the crossing; over bare table it is low.
+    far_end = np.array([0.30, 0.0])
+    assert crossing_height([cup], np.array([0.25, 0.05]), far_end, TABLE_Z) < cup.top

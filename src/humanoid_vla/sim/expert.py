@@ -23,7 +23,7 @@ from humanoid_vla.sim.frames import step_towards_quat
 from humanoid_vla.sim.layout import (EXPERT_ENOUGH_ROOM, EXPERT_PLACE_GAPS, HAND_DEPTH, Obstacle,
                                      spot_beside)
 from humanoid_vla.sim.tasks import TaskSpec
-from humanoid_vla.sim.touch_plan import crossing_height, TableObject, touch_spot
+from humanoid_vla.sim.touch_plan import TableObject, touch_spot
 from humanoid_vla.sim.world import TabletopWorld
 import numpy as np
 
@@ -86,6 +86,7 @@ class ScriptedExpert:
         self.carry_offset = np.zeros(3)
         self.spot = np.zeros(3)
         self.touch_xy: Optional[np.ndarray] = None
+        self.crossing_z = 0.0
 
     @property
     def done(self) -> bool:
@@ -157,19 +158,19 @@ class ScriptedExpert:
 
     def _touch_waypoint(self, name: str, top: float) -> np.ndarray:
         """Return the touch phases' waypoints: up, across above everything, straight down."""
-        objects = {name: self._table_object(name) for name in self.world.object_names()}
-        crossing_z = crossing_height(list(objects.values()))
-        if name == 'rise':
-            return np.array([self.command_pos[0], self.command_pos[1],
-                             max(crossing_z, self.command_pos[2])])
-        if self.touch_xy is None:
+        if self.touch_xy is None:  # planned once, from where the hand starts
+            objects = {name: self._table_object(name) for name in self.world.object_names()}
             target = objects.pop(self.task.target)
             # Prefer the near half of the object: the middle of a far plate is out of reach.
             preferred = np.array([target.x - TOUCH_INSET * target.radius, target.y])
-            self.touch_xy = touch_spot(target, list(objects.values()),
-                                       self.world.table_top_z(), preferred)
+            self.touch_xy, self.crossing_z = touch_spot(
+                target, list(objects.values()), self.world.table_top_z(), preferred,
+                self.command_pos[:2].copy())
+        if name == 'rise':
+            return np.array([self.command_pos[0], self.command_pos[1],
+                             max(self.crossing_z, self.command_pos[2])])
         if name == 'above':
-            return np.array([self.touch_xy[0], self.touch_xy[1], crossing_z])
+            return np.array([self.touch_xy[0], self.touch_xy[1], self.crossing_z])
         if name == 'descend':
             # Press a little lower than a grasp: the touch ends when a geom is close.
             return np.array([self.touch_xy[0], self.touch_xy[1], self._grasp_height(top) - 0.02])
