@@ -50,8 +50,11 @@ def test_episode_round_trips_exactly(harness, start_collector, tmp_path, compres
         assert action[0] < stamp - harness.t0 + 1e-5
         np.testing.assert_array_equal(episode.observations['ee_pose'][t], action[:7])
         counters.append(harness.frame_id(head[t]))
+    # Steps follow the 10 Hz frames: no frame taken twice (> 0.05 s) and none skipped (a
+    # skipped one makes 0.2 s). A loaded CPU delays single frames by 50 ms (0.152 s seen once
+    # while training ran beside the tests), hence not 0.15.
     intervals = np.diff(episode.timestamps)
-    assert np.all(intervals > 0.05) and np.all(intervals < 0.15), intervals
+    assert np.all(intervals > 0.05) and np.all(intervals < 0.19), intervals
     assert len(set(counters)) == steps
     assert process.stop() == 0
     assert 'demo_0 saved (success=True)' in process.output
