@@ -6,9 +6,9 @@ vector a policy emits (right-hand grasp-site pose in base_link + gripper 0..1), 
 can be recorded as training data unchanged. Targets move at most MAX_STEP metres and
 MAX_ROTATION_STEP radians per tick (inside the safety filter's per-tick limits).
 
-touch: up above every object, across to above the touch spot, then straight down until a hand
-geom is within the touch distance (the spot keeps taller neighbours out of the hand's way:
-`touch_plan`).
+touch: up above the objects on the way, across to above the touch spot, then straight down
+until a hand geom is within the touch distance (the spot keeps taller neighbours out of the
+hand's way: `touch_plan`).
 pick_place: above, descend, close, lift, carry, lower, release, retreat, open.
 """
 
@@ -157,9 +157,9 @@ class ScriptedExpert:
         raise ValueError(f'unknown phase {name!r}')
 
     def _touch_waypoint(self, name: str, top: float) -> np.ndarray:
-        """Return the touch phases' waypoints: up, across above everything, straight down."""
+        """Return the touch phases' waypoints: up, across above the way, straight down."""
         if self.touch_xy is None:  # planned once, from where the hand starts
-            objects = {name: self._table_object(name) for name in self.world.object_names()}
+            objects = {obj: self._table_object(obj) for obj in self.world.object_names()}
             target = objects.pop(self.task.target)
             # Prefer the near half of the object: the middle of a far plate is out of reach.
             preferred = np.array([target.x - TOUCH_INSET * target.radius, target.y])

@@ -57,12 +57,12 @@ CROSSING_SAMPLES = 16
 # short at x 0.42 near the table at the sides of the workspace).
 TOUCH_REACH_X = 0.40
 # Nearest the pelvis the grasp site reaches: TOUCH_MIN_X at any height; above HIGH_CROSSING
-# (crossing over a cup) only HIGH_MIN_X, and HIGH_MIN_X_LEFT left of y = -0.05 (measured:
+# (crossing over a cup) only HIGH_MIN_X, and HIGH_MIN_X_LEFT left of HIGH_LEFT_Y (measured:
 # commanded at z 0.059, the site stayed 5-21 cm off at x 0.24-0.26, y 0-0.06; at z 0 it was
 # within 1 mm everywhere).
 TOUCH_MIN_X = 0.25
 HIGH_CROSSING = 0.02
-HIGH_MIN_X, HIGH_MIN_X_LEFT = 0.27, 0.30
+HIGH_MIN_X, HIGH_MIN_X_LEFT, HIGH_LEFT_Y = 0.27, 0.30, -0.05
 # The hand may come down this much lower than where the bounds say it stands on the table
 # (the bounds' lowest point, the thumb, is 6 mm lower than the thumb is).
 TABLE_ALLOWANCE = 0.01
@@ -121,7 +121,7 @@ def reachable(site: np.ndarray, crossing_z: float) -> bool:
         return False
     if crossing_z <= HIGH_CROSSING:
         return site[0] >= TOUCH_MIN_X
-    return site[0] >= (HIGH_MIN_X_LEFT if site[1] > -0.05 else HIGH_MIN_X)
+    return site[0] >= (HIGH_MIN_X_LEFT if site[1] > HIGH_LEFT_Y else HIGH_MIN_X)
 
 
 def touch_spot(target: TableObject, others: Sequence[TableObject], table_z: float,
