@@ -24,15 +24,20 @@ def test_goal_feedback_and_result_cross_the_middleware(rclpy_context):
     server_node = rclpy.create_node('roundtrip_server', context=rclpy_context)
     client_node = rclpy.create_node('roundtrip_client', context=rclpy_context)
     received_goals = []
+    feedback = []
 
     def execute(goal_handle):
         received_goals.append((goal_handle.request.instruction, goal_handle.request.max_steps))
         for step in range(1, 4):
-            feedback = ExecuteVLATask.Feedback(current_step=step, progress=step / 3.0)
-            feedback.commanded_pose.header.frame_id = 'base_link'
-            feedback.commanded_pose.pose.position.x = 0.1 * step
-            feedback.inference_time_ms = 12.5
-            goal_handle.publish_feedback(feedback)
+            message = ExecuteVLATask.Feedback(current_step=step, progress=step / 3.0)
+            message.commanded_pose.header.frame_id = 'base_link'
+            message.commanded_pose.pose.position.x = 0.1 * step
+            message.inference_time_ms = 12.5
+            goal_handle.publish_feedback(message)
+        # Feedback travels on a topic and the result as a service response, in no fixed order,
+        # and rclpy drops a goal's feedback once its result has arrived: succeed only after the
+        # client holds all three messages (the wait fails the test below if they never come).
+        _wait_for_list(feedback, 3)
         goal_handle.succeed()
         return ExecuteVLATask.Result(
             success=True, error_code=ExecuteVLATask.Result.SUCCEEDED, message='done',
@@ -47,7 +52,6 @@ def test_goal_feedback_and_result_cross_the_middleware(rclpy_context):
     spinner.start()
     try:
         assert client.wait_for_server(timeout_sec=10.0)
-        feedback = []
         goal = ExecuteVLATask.Goal(instruction='pick up the red cup', max_steps=3)
         send_future = client.send_goal_async(goal, feedback_callback=lambda msg: feedback.append(
             msg.feedback))
@@ -65,7 +69,6 @@ def test_goal_feedback_and_result_cross_the_middleware(rclpy_context):
     assert received_goals == [('pick up the red cup', 3)]
     assert (result.success, result.error_code, result.message, result.steps_executed) == (
         True, ExecuteVLATask.Result.SUCCEEDED, 'done', 3)
-    assert _wait_for_list(feedback, 3)
     assert [f.current_step for f in feedback] == [1, 2, 3]
     assert feedback[-1].commanded_pose.pose.position.x == pytest.approx(0.3)
     assert feedback[-1].commanded_pose.header.frame_id == 'base_link'
