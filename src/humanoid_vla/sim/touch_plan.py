@@ -134,23 +134,23 @@ def touch_spot(target: TableObject, others: Sequence[TableObject], table_z: floa
     the most.
     """
     objects = [target, *others]
-    best, best_margin = (preferred, crossing_height(objects, start, preferred, table_z)), -np.inf
-    clear = []
+    margins = []
     for offset in SPOT_OFFSETS:
         site = np.array([target.x, target.y]) + offset
-        crossing_z = crossing_height(objects, start, site, table_z)
-        if not reachable(site, crossing_z):
-            continue
         margin = first_touch_margin(site, target, others, table_z)
-        if margin is None:
-            continue
-        if margin >= FIRST_MARGIN:
-            clear.append((site, crossing_z))
-        elif margin > best_margin:
-            best, best_margin = (site, crossing_z), margin
-    if clear:
-        return min(clear, key=lambda spot: float(np.linalg.norm(spot[0] - preferred)))
-    return best
+        if margin is not None:
+            margins.append((site, margin))
+    # The margin is cheap, the crossing height samples the whole way: try spots in the order
+    # of preference and work out the crossing only until one is reachable.
+    clear = [spot for spot in margins if spot[1] >= FIRST_MARGIN]
+    clear.sort(key=lambda spot: float(np.linalg.norm(spot[0] - preferred)))
+    leading = [spot for spot in margins if spot[1] < FIRST_MARGIN]
+    leading.sort(key=lambda spot: -spot[1])
+    for site, _ in clear + leading:
+        crossing_z = crossing_height(objects, start, site, table_z)
+        if reachable(site, crossing_z):
+            return site, crossing_z
+    return preferred, crossing_height(objects, start, preferred, table_z)
 
 
 def crossing_height(objects: Sequence[TableObject], start: np.ndarray, end: np.ndarray,
