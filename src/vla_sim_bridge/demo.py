@@ -26,7 +26,6 @@ import argparse
 import json
 import pathlib
 import sys
-import threading
 import time
 from typing import Optional
 
@@ -37,18 +36,14 @@ from humanoid_vla.data import validate_file
 from humanoid_vla.image_conversion import image_to_rgb8
 from humanoid_vla.sim.tasks import FAMILIES, sample_task
 import numpy as np
-import rclpy
-from rclpy.action import ActionClient
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
-from vla_sim_bridge.experiments.rosclient import run_on_executor
+from vla_sim_bridge.experiments.rosclient import ExperimentClient
 from vla_sim_bridge.launcher import CONFIG, NodeProcesses, SIM_CAMERA_TIMEOUT_S, WORKSPACE
 
 DEFAULT_INSTRUCTION = 'pick up the red cup and place it on the plate'
-Result = ExecuteVLATask.Result
+ACTION = '/execute_vla_task'
 
 
 def find_seed(instruction: str, search: int = 5000) -> tuple[int, str]:
@@ -63,63 +58,31 @@ def find_seed(instruction: str, search: int = 5000) -> tuple[int, str]:
                      f'seeds; examples it can: {examples}')
 
 
-class DemoClient:
-    """The demo's own node: calls services, sends the goal, keeps the camera frames."""
+class DemoClient(ExperimentClient):
+    """The demo's node: the experiments' client, keeping every head camera frame of the goal."""
 
     def __init__(self) -> None:
-        self.node = rclpy.create_node('vla_demo')
         self.frames: list[np.ndarray] = []
-        self.frames_seen = 0
         self.recording_frames = False
-        self.node.create_subscription(Image, '/head_camera/image_raw', self._on_image,
-                                      qos_profile_sensor_data)
-        self.action = ActionClient(self.node, ExecuteVLATask, 'execute_vla_task')
-        self.executor = SingleThreadedExecutor()  # one thread: see run_on_executor
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        super().__init__('vla_demo', camera_topic='/head_camera/image_raw')
 
     def _on_image(self, msg: Image) -> None:
-        self.frames_seen += 1
+        super()._on_image(msg)
         if self.recording_frames:
             self.frames.append(image_to_rgb8(msg.data, msg.height, msg.width, msg.encoding,
                                              msg.step, bool(msg.is_bigendian)))
 
-    def call(self, srv_type, name: str, request, timeout: float = 60.0):
-        """Call a service and return its response (RuntimeError if it never answers)."""
-        client = self.node.create_client(srv_type, name)
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise RuntimeError(f'service {name} did not come up within {timeout} s')
-        return wait(run_on_executor(self.executor, lambda: client.call_async(request)),
-                    timeout, name)
-
-    def run_goal(self, instruction: str, max_steps: int):
+    def execute(self, instruction: str, max_steps: int):
         """Send the goal, print a line per feedback, return the result."""
-        if not self.action.wait_for_server(timeout_sec=120.0):
-            raise RuntimeError('the VLA server did not offer execute_vla_task')
+        if not self.action_client(ExecuteVLATask, ACTION).wait_for_server(timeout_sec=120.0):
+            raise RuntimeError(f'the VLA server did not offer {ACTION}')
         goal = ExecuteVLATask.Goal(instruction=instruction, max_steps=max_steps)
-        handle = wait(run_on_executor(self.executor, lambda: self.action.send_goal_async(
-            goal, feedback_callback=print_feedback)), 30.0, 'goal response')
-        if not handle.accepted:
+        accepted, result = self.run_goal(ExecuteVLATask, ACTION, goal,
+                                         timeout=max_steps * 2.0 + 60.0,
+                                         on_feedback=print_feedback)
+        if not accepted:
             raise RuntimeError('the server rejected the goal')
-        return wait(run_on_executor(self.executor, handle.get_result_async),
-                    max_steps * 2.0 + 60.0, 'result').result
-
-    def close(self) -> None:
-        """Stop spinning and destroy the node."""
-        self.executor.shutdown()
-        self._thread.join(timeout=5.0)
-        self.action.destroy()
-        self.node.destroy_node()
-
-
-def wait(future, timeout: float, what: str):
-    """Block until an rclpy future spun by another thread is done; return its result."""
-    done = threading.Event()
-    future.add_done_callback(lambda _: done.set())
-    if not done.wait(timeout):
-        raise RuntimeError(f'no {what} within {timeout} s')
-    return future.result()
+        return result
 
 
 def print_feedback(message) -> None:
@@ -184,13 +147,15 @@ def run(args: argparse.Namespace) -> int:
             '-p', f'camera_timeout_s:={SIM_CAMERA_TIMEOUT_S}'])
         (out / 'processes.json').write_text(json.dumps(
             {name: p.pid for name, p in nodes.processes.items()}))
-        rclpy.init()
         client = DemoClient()
         try:
             result = _run_episode(client, nodes, args, seed, family)
+        except (RuntimeError, TimeoutError):
+            for name in nodes.processes:  # what each node said before the demo gave up
+                print(f'--- end of {name}.log ---\n{nodes.log_tail(name)}\n---', flush=True)
+            raise
         finally:
             client.close()
-            rclpy.try_shutdown()
         codes = nodes.stop_all()
         print('processes stopped: ' + ', '.join(f'{n} exit {c}' for n, c in codes.items()))
         for name in (name for name, code in codes.items() if code != 0):
@@ -206,8 +171,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int, family: str):
+    for srv_type, name in ((ResetSimulation, '/vla_sim/reset'),
+                           (StartEpisode, '/vla_collector/start_episode'),
+                           (SetBool, '/vla_collector/stop_episode')):
+        client.wait_for_service(srv_type, name, 120.0, nodes.check_alive)
     reset = client.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
-        seed=seed, task=family, split='train'))
+        seed=seed, task=family, split='train'), timeout=20.0, attempts=3)
     nodes.check_alive()
     if not reset.accepted:
         raise RuntimeError(f'simulation reset refused: {reset.message}')
@@ -217,12 +186,12 @@ def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int, fami
         raise RuntimeError(f'recorder refused to start: {started.message}')
     # The server aborts a goal at once when no camera frame is fresh: let frames flow first.
     deadline = time.monotonic() + 60.0
-    while client.frames_seen < 5 and time.monotonic() < deadline:
+    while client.image_count < 5 and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)
     client.recording_frames = True
     began = time.monotonic()
-    result = client.run_goal(args.instruction, args.max_steps)
+    result = client.execute(args.instruction, args.max_steps)
     client.recording_frames = False
     stopped = client.call(SetBool, '/vla_collector/stop_episode',
                           SetBool.Request(data=bool(result.success)))
@@ -237,6 +206,6 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print('interrupted: every started process was stopped', file=sys.stderr)
         return 130
-    except RuntimeError as error:
+    except (RuntimeError, TimeoutError) as error:
         print(f'demo failed: {error}', file=sys.stderr)
         return 1

@@ -121,21 +121,31 @@ class ExperimentClient:
             if time.monotonic() > deadline:
                 raise TimeoutError(f'service {name} not available after {timeout:.0f} s')
 
-    def call(self, srv_type, name: str, request, timeout: float = 60.0):
-        """Call a service and return its response; TimeoutError when none comes in time."""
+    def call(self, srv_type, name: str, request, timeout: float = 60.0, attempts: int = 1):
+        """
+        Call a service and return its response; TimeoutError when none comes in time.
+
+        ``attempts`` > 1 sends the request again after each ``timeout`` without an answer: only
+        for requests that may safely run twice (a reset to a seed).  Fast DDS drops a response
+        when the server has not yet matched the client's response reader within 100 ms ("client
+        will not receive response"), which happens on a loaded machine right after discovery;
+        a clean-clone CI run of the demo lost its first reset that way.
+        """
         client = self._client(srv_type, name)
-        done = threading.Event()
+        for _ in range(attempts):
+            done = threading.Event()
 
-        def send():
-            future = client.call_async(request)
-            future.add_done_callback(lambda _: done.set())
-            return future
+            def send(done=done):
+                future = client.call_async(request)
+                future.add_done_callback(lambda _: done.set())
+                return future
 
-        future = self.on_executor(send)
-        if not done.wait(timeout):
-            future.cancel()
-            raise TimeoutError(f'service {name} did not answer within {timeout:.0f} s')
-        return future.result()
+            future = self.on_executor(send)
+            if done.wait(timeout):
+                return future.result()
+            self.on_executor(lambda future=future: client.remove_pending_request(future))
+        raise TimeoutError(f'service {name} did not answer within {timeout:.0f} s '
+                           f'({attempts} attempt(s))')
 
     def reset_for_episode(self, args, index: int) -> tuple:
         """
@@ -148,7 +158,7 @@ class ExperimentClient:
         seed = args.seed_start + index
         family = args.families[index % len(args.families)]
         response = self.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
-            seed=seed, task=family, instruction='', split=args.split))
+            seed=seed, task=family, instruction='', split=args.split), timeout=30.0, attempts=3)
         return seed, family, response
 
     def action_client(self, action_type, name: str) -> ActionClient:
