@@ -41,6 +41,13 @@ class ServerHarness:
         self.node.create_service(Trigger, f'{namespace}/task_success', self._on_success)
         self.node.create_timer(1.0 / 30.0, self._publish_image)
         self.client = ActionClient(self.node, ExecuteVLATask, f'{namespace}/execute_vla_task')
+        # Feedback is read from the action's feedback topic, not through the client's callback:
+        # rclpy's ActionClient forgets a goal's feedback callback when the result arrives, and
+        # feedback (a topic) and result (a service) arrive in no fixed order.
+        self._feedback_by_goal: dict[bytes, list] = {}
+        self.node.create_subscription(
+            ExecuteVLATask.Impl.FeedbackMessage,
+            f'{namespace}/execute_vla_task/_action/feedback', self._on_feedback, 100)
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
         self._spinner = threading.Thread(target=self.executor.spin, daemon=True)
@@ -76,6 +83,10 @@ class ServerHarness:
         msg.header.stamp = self.node.get_clock().now().to_msg()
         self.camera.publish(msg)
 
+    def _on_feedback(self, msg) -> None:
+        with self._lock:
+            self._feedback_by_goal.setdefault(bytes(msg.goal_id.uuid), []).append(msg.feedback)
+
     def _on_pose(self, msg: PoseStamped) -> None:
         with self._lock:
             self.poses.append((time.monotonic(), msg))
@@ -92,12 +103,15 @@ class ServerHarness:
         return self.client.wait_for_server(timeout_sec=timeout)
 
     def send(self, instruction: str, max_steps: int, feedback: list | None = None):
-        """Send a goal; return its goal handle (accepted or not)."""
-        future = self.client.send_goal_async(
-            ExecuteVLATask.Goal(instruction=instruction, max_steps=max_steps),
-            feedback_callback=(lambda m: feedback.append(m.feedback)) if feedback is not None
-            else None)
-        return wait_future(future, 10.0)
+        """Send a goal; return its goal handle; ``feedback`` (if given) fills as it arrives."""
+        handle = wait_future(self.client.send_goal_async(
+            ExecuteVLATask.Goal(instruction=instruction, max_steps=max_steps)), 10.0)
+        if feedback is not None:
+            with self._lock:  # what came before this point, then every later message
+                goal = bytes(handle.goal_id.uuid)
+                feedback.extend(self._feedback_by_goal.get(goal, []))
+                self._feedback_by_goal[goal] = feedback
+        return handle
 
     def run(self, instruction: str, max_steps: int, timeout: float = 30.0):
         """Send a goal and wait for its result; return (result, feedback list)."""
@@ -106,7 +120,7 @@ class ServerHarness:
         assert handle.accepted
         result = self.result(handle, timeout)
         # Feedback is a topic and the result a service: the last feedback may arrive later.
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 5.0
         while len(feedback) < result.steps_executed and time.monotonic() < deadline:
             time.sleep(0.005)
         return result, feedback
@@ -123,9 +137,9 @@ class ServerHarness:
     def close(self) -> None:
         """Stop spinning and destroy the harness node."""
         self.executor.shutdown()
+        self._spinner.join(timeout=5.0)
         self.client.destroy()
         self.node.destroy_node()
-        self._spinner.join(timeout=5.0)
 
 
 def wait_future(future, timeout: float):
