@@ -58,6 +58,9 @@ def test_report_table_plot_and_strip(tmp_path):
     readme = report.write_report(runs, out, notes='# notes\nhello')
     text = readme.read_text()
     assert 'hello' in text and table in text and 'vla-sim-evaluate --label blind' in text
+    assert text.startswith('# notes\nhello') and text.count('\n# ') == 0  # one title
+    untitled = report.write_report(runs, tmp_path / 'untitled', notes='hello').read_text()
+    assert untitled.startswith('# Closed-loop results in simulation\n\nhello')
     plot = cv2.imread(str(out / 'success_rates.png'))
     assert plot is not None and plot.shape == (480, 960, 3) and plot.std() > 0
     strip = cv2.imread(str(out / 'episodes_strip.png'))

@@ -199,7 +199,8 @@ def write_report(runs: list, out: pathlib.Path, notes: Optional[str] = None,
     strip = image_strip(runs, strip_episodes)
     if strip is not None:
         cv2.imwrite(str(out / 'episodes_strip.png'), strip)
-    lines = ['# Closed-loop results in simulation', '']
+    # Notes that open with a title keep it (notes are often the head of the last README).
+    lines = [] if notes and notes.startswith('# ') else ['# Closed-loop results in simulation', '']
     if notes:
         lines += [notes.rstrip(), '']
     lines += ['## Success rate per task and split', '',
