@@ -80,6 +80,14 @@ def test_ten_labels_get_ten_colours_and_a_legend_that_wraps(tmp_path):
     assert set(report.BAR_COLOURS) <= colours and len(set(report.BAR_COLOURS)) == 10
 
 
+def test_legend_entries_are_wide_enough_for_their_labels():
+    assert report.legend_entry_width(['expert', 'model']) == report.LEGEND_ENTRY_W
+    wide = report.legend_entry_width(['blind_touch_path_with_a_long_name'])
+    assert wide > report.LEGEND_ENTRY_W
+    xs = [x for x, _ in report.legend_layout(4, 960, entry_w=wide)]
+    assert all(b - a == wide for a, b in zip(xs, xs[1:]) if b > a)
+
+
 def test_report_main_prints_the_table(tmp_path, capsys):
     path = _write_run(tmp_path, 'model', 'novel', [('touch', False)])
     assert report.main([str(path), '--out', str(tmp_path / 'out')]) == 0

@@ -107,10 +107,19 @@ def markdown_table(runs: list) -> str:
     return '\n'.join(lines)
 
 
-def legend_layout(count: int, width: int, left: int = 60) -> list[tuple[int, int]]:
+def legend_layout(count: int, width: int, left: int = 60,
+                  entry_w: int = LEGEND_ENTRY_W) -> list[tuple[int, int]]:
     """Return (x, row) of each legend entry: as many per row as fit, then the next row."""
-    per_row = max(1, (width - left) // LEGEND_ENTRY_W)
-    return [(left + 10 + (i % per_row) * LEGEND_ENTRY_W, i // per_row) for i in range(count)]
+    per_row = max(1, (width - left) // entry_w)
+    return [(left + 10 + (i % per_row) * entry_w, i // per_row) for i in range(count)]
+
+
+def legend_entry_width(labels: Sequence[str]) -> int:
+    """Pixels per legend entry: LEGEND_ENTRY_W, or more when a label would run into the next."""
+    import cv2
+    widest = max((cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
+                  for label in labels), default=0)
+    return max(LEGEND_ENTRY_W, 24 + widest + 12)  # swatch, label, gap
 
 
 def bar_plot(runs: list, width: int = 960, height: int = 480) -> np.ndarray:
@@ -119,7 +128,7 @@ def bar_plot(runs: list, width: int = 960, height: int = 480) -> np.ndarray:
     table = success_table(runs)
     labels = labels_of(runs)
     rows = row_keys(table)
-    legend = legend_layout(len(labels), width)
+    legend = legend_layout(len(labels), width, entry_w=legend_entry_width(labels))
     legend_rows = 1 + max((row for _, row in legend), default=0)
     height += (legend_rows - 1) * LEGEND_ROW_H  # the plot keeps its size
     image = np.full((height, width, 3), 255, np.uint8)
