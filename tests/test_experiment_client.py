@@ -74,3 +74,73 @@ def test_a_repeatable_call_is_sent_again_and_takes_the_answer_that_comes(server_
     # arrives is for a later re-send, and the server saw more than one request.
     assert response.message != 'answer to request 1'
     assert server.requests >= 2
+
+
+class StandInRecorder:
+    """
+    The recorder's start and discard services, with a late answer to the first start.
+
+    The real recorder cannot be made to lose an answer; this one keeps its rule that a second
+    start is refused while an episode is open.
+    """
+
+    def __init__(self, first_delay_s: float) -> None:
+        from humanoid_interfaces.srv import StartEpisode
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('stand_in_recorder', context=self.context)
+        self.first_delay_s = first_delay_s
+        self.starts = self.discards = 0
+        self.open_episode = None
+        self.node.create_service(StartEpisode, f'{RECORDER}/start_episode', self._on_start)
+        self.node.create_service(Trigger, f'{RECORDER}/discard_episode', self._on_discard)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_start(self, request, response):
+        self.starts += 1
+        if self.open_episode is not None:
+            response.accepted, response.message = False, 'an episode is already being recorded'
+            return response
+        self.open_episode = request.instruction
+        if self.starts == 1:
+            time.sleep(self.first_delay_s)
+        response.accepted, response.message = True, f'recording {request.instruction!r}'
+        return response
+
+    def _on_discard(self, request, response):
+        self.discards += 1
+        response.success = self.open_episode is not None
+        response.message = 'episode discarded' if response.success else 'no episode in progress'
+        self.open_episode = None
+        return response
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+RECORDER = '/experiment_client_test_recorder'
+
+
+def test_a_start_whose_answer_is_lost_is_discarded_and_sent_again():
+    from humanoid_interfaces.srv import StartEpisode
+    recorder = StandInRecorder(first_delay_s=1.5)
+    client = ExperimentClient('experiment_client_test')
+    try:
+        client.wait_for_service(StartEpisode, f'{RECORDER}/start_episode', timeout=30.0)
+        client.wait_for_service(Trigger, f'{RECORDER}/discard_episode', timeout=30.0)
+        response = client.start_recording('touch the red cup', collector=RECORDER, timeout=1.0)
+        assert response.accepted, response.message
+        # The first start opened the episode but its answer came too late: a plain re-send
+        # would have been refused; the client discarded that episode and started a fresh one.
+        assert recorder.discards >= 1
+        assert recorder.starts >= 2
+        assert recorder.open_episode == 'touch the red cup'
+    finally:
+        client.close()
+        recorder.close()

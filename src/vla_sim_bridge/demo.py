@@ -37,7 +37,7 @@ from humanoid_vla.image_conversion import image_to_rgb8
 from humanoid_vla.sim.tasks import FAMILIES, sample_task
 import numpy as np
 from sensor_msgs.msg import Image
-from std_srvs.srv import SetBool
+from std_srvs.srv import SetBool, Trigger
 
 from vla_sim_bridge.experiments.rosclient import ExperimentClient
 from vla_sim_bridge.launcher import CONFIG, NodeProcesses, SIM_CAMERA_TIMEOUT_S, WORKSPACE
@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int, family: str):
     for srv_type, name in ((ResetSimulation, '/vla_sim/reset'),
                            (StartEpisode, '/vla_collector/start_episode'),
+                           (Trigger, '/vla_collector/discard_episode'),
                            (SetBool, '/vla_collector/stop_episode')):
         client.wait_for_service(srv_type, name, 120.0, nodes.check_alive)
     reset = client.call(ResetSimulation, '/vla_sim/reset', ResetSimulation.Request(
@@ -180,8 +181,7 @@ def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int, fami
     nodes.check_alive()
     if not reset.accepted:
         raise RuntimeError(f'simulation reset refused: {reset.message}')
-    started = client.call(StartEpisode, '/vla_collector/start_episode',
-                          StartEpisode.Request(instruction=args.instruction))
+    started = client.start_recording(args.instruction)
     if not started.accepted:
         raise RuntimeError(f'recorder refused to start: {started.message}')
     # The server aborts a goal at once when no camera frame is fresh: let frames flow first.

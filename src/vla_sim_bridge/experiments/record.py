@@ -97,6 +97,7 @@ def record(args: argparse.Namespace) -> dict:
             for name, srv in (('/vla_sim/reset', ResetSimulation),
                               ('/vla_sim/run_expert', Trigger),
                               ('/vla_collector/start_episode', StartEpisode),
+                              ('/vla_collector/discard_episode', Trigger),
                               ('/vla_collector/stop_episode', SetBool)):
                 client.wait_for_service(srv, name, timeout=120.0, alive=nodes.check_alive)
             for index in range(args.episodes):
@@ -107,8 +108,7 @@ def record(args: argparse.Namespace) -> dict:
                     summary['failed_calls'] += 1
                     continue
                 time.sleep(args.settle)
-                start = client.call(StartEpisode, '/vla_collector/start_episode',
-                                    StartEpisode.Request(instruction=reset.instruction_used))
+                start = client.start_recording(reset.instruction_used)
                 if not start.accepted:
                     print(f'seed {seed}: start_episode refused: {start.message}', flush=True)
                     summary['failed_calls'] += 1

@@ -161,6 +161,28 @@ class ExperimentClient:
             seed=seed, task=family, instruction='', split=args.split), timeout=30.0, attempts=3)
         return seed, family, response
 
+    def start_recording(self, instruction: str, collector: str = '/vla_collector',
+                        timeout: float = 20.0, attempts: int = 3):
+        """
+        Ask the recorder to start an episode; return its StartEpisode response.
+
+        A start cannot simply be sent again: when only its answer was lost, the recorder has
+        begun the episode and refuses a second start.  So after each unanswered start the
+        episode (if any) is discarded, which nothing has yet relied on, and the start re-sent.
+        """
+        from humanoid_interfaces.srv import StartEpisode
+        from std_srvs.srv import Trigger
+        start, discard = f'{collector}/start_episode', f'{collector}/discard_episode'
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.call(StartEpisode, start,
+                                 StartEpisode.Request(instruction=instruction), timeout=timeout)
+            except TimeoutError:
+                if attempt == attempts:
+                    raise
+                # Either answer ('episode discarded', 'no episode in progress') will do.
+                self.call(Trigger, discard, Trigger.Request(), timeout=timeout, attempts=3)
+
     def action_client(self, action_type, name: str) -> ActionClient:
         """Create (once) and return an action client."""
         key = ('action', name)
