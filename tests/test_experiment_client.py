@@ -17,20 +17,36 @@ pytestmark = pytest.mark.ros
 SERVICE = '/experiment_client_test/trigger'
 
 
-class SlowFirstServer:
-    """A Trigger service whose first answer comes late, as a response lost on the way would."""
+class ServiceHost:
+    """A node in its own context, spun on a thread, that stands in for a service provider."""
 
-    def __init__(self, first_delay_s: float) -> None:
+    def __init__(self, node_name: str) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = rclpy.create_node('slow_first_server', context=self.context)
-        self.requests = 0
-        self.first_delay_s = first_delay_s
-        self.node.create_service(Trigger, SERVICE, self._on_request)
+        self.node = rclpy.create_node(node_name, context=self.context)
+
+    def spin(self) -> None:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+class SlowFirstServer(ServiceHost):
+    """A Trigger service whose first answer comes late, as a response lost on the way would."""
+
+    def __init__(self, first_delay_s: float) -> None:
+        super().__init__('slow_first_server')
+        self.requests = 0
+        self.first_delay_s = first_delay_s
+        self.node.create_service(Trigger, SERVICE, self._on_request)
+        self.spin()
 
     def _on_request(self, request, response):
         self.requests += 1
@@ -39,12 +55,6 @@ class SlowFirstServer:
         response.success = True
         response.message = f'answer to request {self.requests}'
         return response
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=5.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture
@@ -76,7 +86,7 @@ def test_a_repeatable_call_is_sent_again_and_takes_the_answer_that_comes(server_
     assert server.requests >= 2
 
 
-class StandInRecorder:
+class StandInRecorder(ServiceHost):
     """
     The recorder's start and discard services, with a late answer to the first start.
 
@@ -86,18 +96,13 @@ class StandInRecorder:
 
     def __init__(self, first_delay_s: float) -> None:
         from humanoid_interfaces.srv import StartEpisode
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node('stand_in_recorder', context=self.context)
+        super().__init__('stand_in_recorder')
         self.first_delay_s = first_delay_s
         self.starts = self.discards = 0
         self.open_episode = None
         self.node.create_service(StartEpisode, f'{RECORDER}/start_episode', self._on_start)
         self.node.create_service(Trigger, f'{RECORDER}/discard_episode', self._on_discard)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spin()
 
     def _on_start(self, request, response):
         self.starts += 1
@@ -116,12 +121,6 @@ class StandInRecorder:
         response.message = 'episode discarded' if response.success else 'no episode in progress'
         self.open_episode = None
         return response
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=5.0)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 RECORDER = '/experiment_client_test_recorder'
