@@ -72,6 +72,15 @@ class CustomVLAConfig(PretrainedConfig):
       ``vision_heads`` / ``patch_size`` fields only apply to ``"vit"``.
     - ``loss_type``: ``"l1"`` (default, as in ACT: sharper than MSE on multi-modal demos)
       or ``"mse"``.
+    - ``action_bins``: 0 (default) regresses each action entry with ``loss_type``.  N > 1
+      classifies each entry into N bins spread over ``[-action_bin_range, action_bin_range]``
+      (normalised units), trained by cross-entropy against a two-hot target (the value's
+      weight split between its two nearest bin centres) and read out as the expectation over
+      the most likely bin and its neighbours.  When demonstrations split (the expert puts an
+      object left of the reference in some scenes and right of it in look-alike ones), a
+      regressed entry lands between the modes, on the reference; a classified one picks one.
+    - ``action_bin_range``: the bins' half-width in normalised units (values beyond it count
+      as the outermost bin centre); ``bounds_q99`` normalisation puts actions in about [-1, 1].
 
     Grounding aids (conv backbone only; all off by default, so older checkpoints load as they
     were trained):
@@ -137,6 +146,8 @@ class CustomVLAConfig(PretrainedConfig):
     use_proprio: bool = False
     proprio_dim: int = 0
     loss_type: str = 'l1'
+    action_bins: int = 0
+    action_bin_range: float = 1.25
     pooling: str = 'mean'
     vision_backbone: str = 'vit'
     initializer_range: float = 0.02
@@ -247,6 +258,11 @@ class CustomVLAConfig(PretrainedConfig):
             raise ValueError(f'pooling must be one of {POOLING_MODES}, got {self.pooling!r}')
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f'loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}')
+        if self.action_bins < 0 or self.action_bins == 1:
+            raise ValueError(
+                f'action_bins must be 0 (regression) or at least 2, got {self.action_bins}')
+        if not self.action_bin_range > 0:
+            raise ValueError(f'action_bin_range must be > 0, got {self.action_bin_range}')
 
     @property
     def num_patches(self) -> int:

@@ -25,6 +25,7 @@ from transformers import CLIPVisionModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from .action_bins import ActionBins
 from .configuration_custom_vla import CONV_STRIDE, CustomVLAConfig
 from .language import (
     build_tiny_encoder,
@@ -56,15 +57,18 @@ class CustomVLAOutput(ModelOutput):
 
     ``predicted_actions`` is ``(B, chunk_size, action_dim)`` in normalised units; ``loss`` is set
     only when target actions were given.  ``action_loss`` is the part of ``loss`` that scores
-    the actions (validation compares runs on it); ``loss`` adds the weighted subgoal loss when
-    the model has a subgoal head and subgoal targets were given, and the weighted grounding
-    loss when it has grounding maps and their targets were given.  ``grounding_positions`` is
+    the actions; ``action_error`` the masked mean L1 of ``predicted_actions``, the same
+    measure whatever the head and loss type (validation compares runs on it).  ``loss`` adds
+    the weighted subgoal loss when the model has a subgoal head and subgoal targets were
+    given, and the weighted grounding loss when it has grounding maps and their targets were
+    given.  ``grounding_positions`` is
     ``(B, grounding_maps, 2)``: where each map peaks, in normalised image coordinates.
     """
 
     loss: torch.Tensor | None = None
     predicted_actions: torch.Tensor | None = None
     action_loss: torch.Tensor | None = None
+    action_error: torch.Tensor | None = None
     predicted_subgoal: torch.Tensor | None = None
     grounding_loss: torch.Tensor | None = None
     grounding_positions: torch.Tensor | None = None
@@ -490,8 +494,11 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         self.action_head = nn.Sequential(
             nn.Linear(config.hidden_size, config.hidden_size),
             nn.GELU(),
-            nn.Linear(config.hidden_size, config.chunk_size * config.action_dim),
+            nn.Linear(config.hidden_size,
+                      config.chunk_size * config.action_dim * max(config.action_bins, 1)),
         )
+        self.action_bins = (ActionBins(config.action_bins, config.action_bin_range)
+                            if config.action_bins else None)
         self.instruction_focus = None
         if config.film_pooling == 'attention':
             self.instruction_focus = InstructionFocus(
@@ -737,11 +744,16 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 feature_map, words, attention_mask, fine_map)
             vision_tokens = torch.cat([grounding_tokens, vision_tokens], dim=1)
         pooled = self.pool(vision_tokens, proprio_features)
-        predicted = self.action_head(pooled).view(
-            batch_size, self.config.chunk_size, self.config.action_dim
-        )
+        head = self.action_head(pooled)
+        action_logits = None
+        if self.action_bins is None:
+            predicted = head.view(batch_size, self.config.chunk_size, self.config.action_dim)
+        else:
+            action_logits = head.view(batch_size, self.config.chunk_size,
+                                      self.config.action_dim, self.action_bins.count)
+            predicted = self.action_bins.decode(action_logits)
         subgoal = None if self.subgoal_head is None else self.subgoal_head(pooled)
-        loss = action_loss = grounding_loss = None
+        loss = action_loss = action_error = grounding_loss = None
         if grounding_targets is not None:
             if self.grounding is None:
                 raise ValueError('grounding_targets need a model built with grounding_maps > 0')
@@ -751,12 +763,16 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 grounding_logits, grounding_grid, grounding_targets,
                 grounding_target_maps.to(grounding_logits.device))
         if actions is not None:
-            loss = action_loss = self.compute_loss(predicted, actions, action_mask)
+            loss = action_loss = self.compute_loss(predicted, actions, action_mask,
+                                                   action_logits)
+            action_error = (action_loss if action_logits is None and self.config.loss_type == 'l1'
+                            else self.action_error(predicted, actions, action_mask))
             if subgoal_actions is not None:
                 loss = loss + self.subgoal_loss(subgoal, subgoal_actions)
             if grounding_loss is not None:
                 loss = loss + grounding_loss
         return CustomVLAOutput(loss=loss, predicted_actions=predicted, action_loss=action_loss,
+                               action_error=action_error,
                                predicted_subgoal=subgoal, grounding_loss=grounding_loss,
                                grounding_positions=grounding_positions)
 
@@ -806,8 +822,35 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         predicted: torch.Tensor,
         actions: torch.Tensor,
         action_mask: torch.Tensor | None = None,
+        action_logits: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Masked L1 or MSE (``config.loss_type``) averaged over the counted entries."""
+        """
+        Masked loss averaged over the counted entries.
+
+        L1 or MSE (``config.loss_type``) of ``predicted``, or with ``action_logits``
+        (B, chunk_size, action_dim, action_bins) of a binned head their cross-entropy.
+        """
+        target = self._action_target(predicted, actions)
+        if action_logits is not None:
+            error = self.action_bins.loss(action_logits, target).to(predicted.dtype)
+        elif self.config.loss_type == 'l1':
+            error = (predicted - target).abs()
+        else:
+            error = (predicted - target).square()
+        return masked_mean(error, action_mask)
+
+    def action_error(
+        self,
+        predicted: torch.Tensor,
+        actions: torch.Tensor,
+        action_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Masked mean L1 of ``predicted``: one measure for every head and loss type."""
+        return masked_mean((predicted - self._action_target(predicted, actions)).abs(),
+                           action_mask)
+
+    def _action_target(self, predicted: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Return ``actions`` shaped and typed like ``predicted``, or say why they cannot be."""
         target = actions.to(predicted.device, predicted.dtype)
         if target.ndim == 2 and self.config.chunk_size == 1:
             target = target.unsqueeze(1)
@@ -816,18 +859,25 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'actions must be {tuple(predicted.shape)} (B, chunk_size, action_dim), got '
                 f'{tuple(actions.shape)}'
             )
-        diff = predicted - target
-        error = diff.abs() if self.config.loss_type == 'l1' else diff.square()
-        if action_mask is None:
-            return error.mean()
-        weights = action_mask.to(predicted.device, predicted.dtype)
-        if weights.ndim == 2 and weights.shape == predicted.shape[:2]:
-            weights = weights.unsqueeze(-1)
-        try:
-            weights = weights.expand_as(error)
-        except RuntimeError as err:
-            raise ValueError(
-                f'action_mask of shape {tuple(action_mask.shape)} does not broadcast to '
-                f'{tuple(error.shape)}'
-            ) from err
-        return (error * weights).sum() / weights.sum().clamp_min(1.0)
+        return target
+
+
+def masked_mean(error: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
+    """
+    Average ``error`` (B, chunk_size, action_dim) over the entries ``action_mask`` counts.
+
+    The mask may be (B, chunk_size) (ACT's padded chunk ends), (action_dim,) or the full shape.
+    """
+    if action_mask is None:
+        return error.mean()
+    weights = action_mask.to(error.device, error.dtype)
+    if weights.ndim == 2 and weights.shape == error.shape[:2]:
+        weights = weights.unsqueeze(-1)
+    try:
+        weights = weights.expand_as(error)
+    except RuntimeError as err:
+        raise ValueError(
+            f'action_mask of shape {tuple(action_mask.shape)} does not broadcast to '
+            f'{tuple(error.shape)}'
+        ) from err
+    return (error * weights).sum() / weights.sum().clamp_min(1.0)

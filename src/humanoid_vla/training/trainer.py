@@ -618,7 +618,12 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
-        """Return the loss on the valid split (normalised units, all processes), or None."""
+        """
+        Return the valid split's action error, or None.
+
+        The mean L1 of the predicted actions (normalised units, all processes): the training
+        loss of the default L1 head, and comparable with it for MSE and binned heads.
+        """
         if self._valid_loader is None:
             return None
         self.model.eval()
@@ -629,7 +634,7 @@ class Trainer:
                 with self._autocast():
                     output = self.model(**inputs)
                 weight = inputs['action_mask'].sum() * self.spec.dim
-                total[0] += output.action_loss.double() * weight
+                total[0] += output.action_error.double() * weight
                 total[1] += weight
                 if 'grounding_targets' in inputs:
                     total[2:] += grounding_error_sum(
