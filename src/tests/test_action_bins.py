@@ -45,6 +45,7 @@ def test_bins_refuse_a_degenerate_layout(count, half_range):
 @pytest.mark.parametrize('overrides, message', [
     ({'action_bins': 1}, 'action_bins'), ({'action_bins': -4}, 'action_bins'),
     ({'action_bins': 16, 'action_bin_range': 0.0}, 'action_bin_range'),
+    ({'action_bins': 16, 'action_bin_readout': 'median'}, 'action_bin_readout'),
 ])
 def test_config_refuses_bad_bin_settings(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -107,3 +108,11 @@ def test_binned_model_reports_cross_entropy_loss_and_l1_error_and_round_trips(tm
     with torch.no_grad():
         again = loaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
     assert torch.equal(out.predicted_actions, again.predicted_actions)
+
+
+def test_mean_readout_is_the_expectation_over_all_bins():
+    bins = ActionBins(33, 1.0, readout='mean')
+    two_modes = 0.45 * bins.two_hot(torch.tensor(-0.6)) + 0.55 * bins.two_hot(torch.tensor(0.7))
+    assert bins.decode(two_modes.log()).item() == pytest.approx(0.45 * -0.6 + 0.55 * 0.7, abs=1e-5)
+    with pytest.raises(ValueError, match='readout'):
+        ActionBins(33, 1.0, readout='median')

@@ -12,20 +12,25 @@ from __future__ import annotations
 import torch
 from torch.nn import functional
 
-# Bins on each side of the most likely one that the read-out averages over: enough to place a
-# value between bin centres, few enough not to reach into a second mode.
+from .configuration_custom_vla import ACTION_BIN_READOUTS
+
+# Bins on each side of the most likely one that the 'mode' read-out averages over: enough to
+# place a value between bin centres, few enough not to reach into a second mode.
 DECODE_WINDOW = 2
 
 
 class ActionBins:
     """``count`` bin centres evenly spread over ``[-half_range, half_range]``."""
 
-    def __init__(self, count: int, half_range: float) -> None:
+    def __init__(self, count: int, half_range: float, readout: str = 'mode') -> None:
         if count < 2 or not half_range > 0:
             raise ValueError(f'need at least 2 bins and a positive range, got {count} and '
                              f'{half_range}')
+        if readout not in ACTION_BIN_READOUTS:
+            raise ValueError(f'readout must be one of {ACTION_BIN_READOUTS}, got {readout!r}')
         self.count = count
         self.half_range = float(half_range)
+        self.readout = readout
 
     def centres(self, like: torch.Tensor) -> torch.Tensor:
         """Return the bin centres with ``like``'s device and dtype."""
@@ -56,11 +61,18 @@ class ActionBins:
         return -(self.two_hot(values) * log_probs).sum(-1)
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
-        """Return the values (...) that ``logits`` (..., count) say: the most likely mode."""
+        """
+        Return the values (...) that ``logits`` (..., count) say.
+
+        'mode': the expectation over the most likely bin and its DECODE_WINDOW neighbours on
+        each side, one mode of a split distribution; 'mean': the expectation over all bins.
+        """
         probs = functional.softmax(logits.float(), dim=-1)
-        index = torch.arange(self.count, device=logits.device)
-        best = probs.argmax(dim=-1, keepdim=True)
-        window = probs * ((index - best).abs() <= DECODE_WINDOW)
+        window = probs
+        if self.readout == 'mode':
+            index = torch.arange(self.count, device=logits.device)
+            best = probs.argmax(dim=-1, keepdim=True)
+            window = probs * ((index - best).abs() <= DECODE_WINDOW)
         centres = self.centres(window)
         values = (window * centres).sum(-1) / window.sum(-1).clamp_min(1e-12)
         return values.to(logits.dtype)

@@ -13,6 +13,7 @@ from transformers import CLIPVisionConfig, PretrainedConfig
 
 LANGUAGE_ENCODERS = ('minilm', 'tiny')
 LOSS_TYPES = ('l1', 'mse')
+ACTION_BIN_READOUTS = ('mode', 'mean')
 POOLING_MODES = ('mean', 'readout')
 FILM_POOLING_MODES = ('mean', 'attention')
 VISION_BACKBONES = ('vit', 'conv')
@@ -81,6 +82,11 @@ class CustomVLAConfig(PretrainedConfig):
       regressed entry lands between the modes, on the reference; a classified one picks one.
     - ``action_bin_range``: the bins' half-width in normalised units (values beyond it count
       as the outermost bin centre); ``bounds_q99`` normalisation puts actions in about [-1, 1].
+    - ``action_bin_readout``: ``"mode"`` (the most likely bin and its neighbours) or
+      ``"mean"`` (the expectation over all bins).  Only inference reads it, so one trained
+      checkpoint can be served either way.  The mode delays timing decisions: a gripper
+      that may let go now or a tick later keeps holding while "hold" stays the likelier bin
+      (session 19: 7 of 20 simulated pick-and-places never let go).
 
     Grounding aids (conv backbone only; all off by default, so older checkpoints load as they
     were trained):
@@ -148,6 +154,7 @@ class CustomVLAConfig(PretrainedConfig):
     loss_type: str = 'l1'
     action_bins: int = 0
     action_bin_range: float = 1.25
+    action_bin_readout: str = 'mode'
     pooling: str = 'mean'
     vision_backbone: str = 'vit'
     initializer_range: float = 0.02
@@ -263,6 +270,9 @@ class CustomVLAConfig(PretrainedConfig):
                 f'action_bins must be 0 (regression) or at least 2, got {self.action_bins}')
         if not self.action_bin_range > 0:
             raise ValueError(f'action_bin_range must be > 0, got {self.action_bin_range}')
+        if self.action_bin_readout not in ACTION_BIN_READOUTS:
+            raise ValueError(f'action_bin_readout must be one of {ACTION_BIN_READOUTS}, got '
+                             f'{self.action_bin_readout!r}')
 
     @property
     def num_patches(self) -> int:

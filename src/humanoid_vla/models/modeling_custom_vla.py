@@ -497,7 +497,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             nn.Linear(config.hidden_size,
                       config.chunk_size * config.action_dim * max(config.action_bins, 1)),
         )
-        self.action_bins = (ActionBins(config.action_bins, config.action_bin_range)
+        self.action_bins = (ActionBins(config.action_bins, config.action_bin_range,
+                                       config.action_bin_readout)
                             if config.action_bins else None)
         self.instruction_focus = None
         if config.film_pooling == 'attention':
