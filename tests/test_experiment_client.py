@@ -88,19 +88,26 @@ def test_a_repeatable_call_is_sent_again_and_takes_the_answer_that_comes(server_
 
 class StandInRecorder(ServiceHost):
     """
-    The recorder's start and discard services, with a late answer to the first start.
+    The recorder's start, stop and discard services, one of them late with its first answer.
 
-    The real recorder cannot be made to lose an answer; this one keeps its rule that a second
-    start is refused while an episode is open.
+    ``late`` ('start' or 'stop') names which. The real recorder cannot be made to lose an answer; this one keeps its rules: a second start
+    is refused while an episode is open, and a stop that follows a saved episode answers
+    'already stopped: <what was saved>' (vla_collector's test_collector_recording checks them
+    on the real node).
     """
 
-    def __init__(self, first_delay_s: float) -> None:
+    def __init__(self, first_delay_s: float, late: str = 'start') -> None:
         from humanoid_interfaces.srv import StartEpisode
+        from std_srvs.srv import SetBool
         super().__init__('stand_in_recorder')
         self.first_delay_s = first_delay_s
-        self.starts = self.discards = 0
+        self.late = late
+        self.starts = self.stops = self.discards = 0
         self.open_episode = None
+        self.saved: list[str] = []
+        self.last_saved = None
         self.node.create_service(StartEpisode, f'{RECORDER}/start_episode', self._on_start)
+        self.node.create_service(SetBool, f'{RECORDER}/stop_episode', self._on_stop)
         self.node.create_service(Trigger, f'{RECORDER}/discard_episode', self._on_discard)
         self.spin()
 
@@ -109,17 +116,32 @@ class StandInRecorder(ServiceHost):
         if self.open_episode is not None:
             response.accepted, response.message = False, 'an episode is already being recorded'
             return response
-        self.open_episode = request.instruction
-        if self.starts == 1:
+        self.open_episode, self.last_saved = request.instruction, None
+        if self.late == 'start' and self.starts == 1:
             time.sleep(self.first_delay_s)
         response.accepted, response.message = True, f'recording {request.instruction!r}'
+        return response
+
+    def _on_stop(self, request, response):
+        self.stops += 1
+        if self.open_episode is None:
+            response.success = self.last_saved is not None
+            response.message = (f'already stopped: {self.last_saved}' if response.success
+                                else 'no episode in progress')
+            return response
+        self.saved.append(self.open_episode)
+        self.last_saved = f'demo_{len(self.saved) - 1} saved (success={request.data})'
+        self.open_episode = None
+        if self.late == 'stop' and self.stops == 1:
+            time.sleep(self.first_delay_s)
+        response.success, response.message = True, self.last_saved
         return response
 
     def _on_discard(self, request, response):
         self.discards += 1
         response.success = self.open_episode is not None
         response.message = 'episode discarded' if response.success else 'no episode in progress'
-        self.open_episode = None
+        self.open_episode = self.last_saved = None
         return response
 
 
@@ -140,6 +162,24 @@ def test_a_start_whose_answer_is_lost_is_discarded_and_sent_again():
         assert recorder.discards >= 1
         assert recorder.starts >= 2
         assert recorder.open_episode == 'touch the red cup'
+    finally:
+        client.close()
+        recorder.close()
+
+
+def test_a_stop_whose_answer_is_lost_is_sent_again_and_told_what_was_saved():
+    from std_srvs.srv import SetBool
+    recorder = StandInRecorder(first_delay_s=1.5, late='stop')
+    client = ExperimentClient('experiment_client_test')
+    try:
+        client.wait_for_service(SetBool, f'{RECORDER}/stop_episode', timeout=30.0)
+        assert client.start_recording('touch the red cup', collector=RECORDER).accepted
+        response = client.stop_recording(True, collector=RECORDER, timeout=1.0)
+        # The first stop saved the episode but its answer came too late; the re-sent stop
+        # says so instead of 'no episode in progress', and nothing was saved twice.
+        assert response.success, response.message
+        assert response.message == 'already stopped: demo_0 saved (success=True)'
+        assert recorder.stops == 2 and recorder.saved == ['touch the red cup']
     finally:
         client.close()
         recorder.close()

@@ -193,8 +193,7 @@ def _run_episode(client: DemoClient, nodes: NodeProcesses, args, seed: int, fami
     began = time.monotonic()
     result = client.execute(args.instruction, args.max_steps)
     client.recording_frames = False
-    stopped = client.call(SetBool, '/vla_collector/stop_episode',
-                          SetBool.Request(data=bool(result.success)))
+    stopped = client.stop_recording(bool(result.success), timeout=60.0)
     print(f'recorder: {stopped.message} ({time.monotonic() - began:.1f} s)', flush=True)
     return result
 

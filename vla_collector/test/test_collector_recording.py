@@ -122,3 +122,23 @@ def test_services_refuse_calls_out_of_order_and_discard_keeps_nothing(harness, s
     report = validate_file(tmp_path / 'demos.hdf5')
     assert report.ok and [e.name for e in report.episodes] == ['demo_0']
     assert report.episodes[0].instruction == 'third try'
+
+
+def test_a_stop_sent_again_is_told_what_was_saved_until_the_next_start_or_discard(
+        harness, start_collector, tmp_path):
+    start_collector(tmp_path)
+    assert harness.start('put the cup down').accepted
+    time.sleep(0.5)
+    first = harness.stop()
+    assert first.success and first.message.startswith('demo_0 saved'), first.message
+    # As a client whose answer was lost would: the same stop again.
+    again = harness.stop()
+    assert again.success, again.message
+    assert again.message == f'already stopped: {first.message}'
+    assert [e.name for e in validate_file(tmp_path / 'demos.hdf5').episodes] == ['demo_0']
+    # A discard (or a start) ends that: nothing is open, and nothing was saved since.
+    assert harness.start('a second episode').accepted
+    time.sleep(0.5)
+    assert harness.discard().success
+    after_discard = harness.stop()
+    assert not after_discard.success and after_discard.message == 'no episode in progress'

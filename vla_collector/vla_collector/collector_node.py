@@ -45,6 +45,9 @@ Subscriptions share one mutually exclusive callback group; a step, once its inpu
 offered to the writer thread (writer_thread.py) without blocking, so a slow disk never stalls
 the executor (a full queue drops the step and counts it). Services and the goal watcher share
 another group and wait for the writer thread: stop_episode answers once the episode is durable.
+A stop that finds no episode open but follows a saved one (its answer was lost and it was sent
+again) answers success with ``already stopped: <the saved episode>``, until the next start or
+discard.
 
 Recording action goals
 ----------------------
@@ -187,6 +190,9 @@ class VLACollectorNode(Node):
         self._episode: Optional[_Episode] = None
         self._episode_ids = itertools.count(1)
         self._failed: Optional[str] = None
+        # What the last stop saved, until the next start or discard: a stop sent again because
+        # its answer was lost is told the episode is already saved, not that none is open.
+        self._last_saved: Optional[str] = None
         self.malformed_total = 0
         self._goal_status: dict[str, tuple[int, float]] = {}
         self._goal_instructions: OrderedDict[str, str] = OrderedDict()
@@ -447,6 +453,7 @@ class VLACollectorNode(Node):
     def _on_discard(self, request: Trigger.Request, response: Trigger.Response):
         with self._lock:
             episode, self._episode, self._failed = self._episode, None, None
+            self._last_saved = None
             self._pending.clear()
         if episode is None:
             response.success, response.message = False, 'no episode in progress'
@@ -477,7 +484,7 @@ class VLACollectorNode(Node):
             self.get_logger().error(message)
             return False, message
         with self._lock:
-            self._episode, self._failed = episode, None
+            self._episode, self._failed, self._last_saved = episode, None, None
             self._pending.clear()
             self._schedule.reset()
         source = f'goal {goal_id}' if goal_id else 'start_episode'
@@ -498,7 +505,10 @@ class VLACollectorNode(Node):
             self._complete_steps(force=True)
             episode, self._episode = self._episode, None
             failed, self._failed = self._failed, None
+            last_saved = self._last_saved
         if episode is None:
+            if failed is None and last_saved is not None:
+                return True, f'already stopped: {last_saved}'
             return False, failed or 'no episode in progress'
         try:
             result = self._writer.end(episode.number, success)
@@ -516,6 +526,9 @@ class VLACollectorNode(Node):
             self.get_logger().info(message)
         else:
             self.get_logger().warning(message)
+        if result.name is not None:
+            with self._lock:
+                self._last_saved = message
         return result.name is not None, message
 
     def _on_write_failure(self, episode_id: int, result: WriteResult) -> None:

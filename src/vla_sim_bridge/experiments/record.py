@@ -115,8 +115,7 @@ def record(args: argparse.Namespace) -> dict:
                     continue
                 expert = client.call(Trigger, '/vla_sim/run_expert', Trigger.Request(),
                                      timeout=120.0)
-                stop = client.call(SetBool, '/vla_collector/stop_episode',
-                                   SetBool.Request(data=bool(expert.success)), timeout=120.0)
+                stop = client.stop_recording(bool(expert.success))
                 family_stats = summary['per_family'].setdefault(family, [0, 0])
                 family_stats[0] += 1
                 family_stats[1] += int(expert.success)

@@ -183,6 +183,19 @@ class ExperimentClient:
                 # Either answer ('episode discarded', 'no episode in progress') will do.
                 self.call(Trigger, discard, Trigger.Request(), timeout=timeout, attempts=3)
 
+    def stop_recording(self, success: bool, collector: str = '/vla_collector',
+                       timeout: float = 120.0, attempts: int = 2):
+        """
+        Ask the recorder to end its episode as ``success``; return its SetBool response.
+
+        A stop may be sent again: when only its answer was lost, the recorder has saved the
+        episode and answers the second one with success and ``already stopped: <what was
+        saved>``; when the first never arrived, the second saves the episode.
+        """
+        from std_srvs.srv import SetBool
+        return self.call(SetBool, f'{collector}/stop_episode', SetBool.Request(data=success),
+                         timeout=timeout, attempts=attempts)
+
     def action_client(self, action_type, name: str) -> ActionClient:
         """Create (once) and return an action client."""
         key = ('action', name)
