@@ -90,10 +90,10 @@ class StandInRecorder(ServiceHost):
     """
     The recorder's start, stop and discard services, one of them late with its first answer.
 
-    ``late`` ('start' or 'stop') names which. The real recorder cannot be made to lose an answer; this one keeps its rules: a second start
-    is refused while an episode is open, and a stop that follows a saved episode answers
-    'already stopped: <what was saved>' (vla_collector's test_collector_recording checks them
-    on the real node).
+    ``late`` ('start' or 'stop') names which. The real recorder cannot be made to lose an
+    answer; this one keeps its rules: a second start is refused while an episode is open, and
+    a stop that follows a saved episode answers 'already stopped: <what was saved>'
+    (vla_collector's test_collector_recording checks them on the real node).
     """
 
     def __init__(self, first_delay_s: float, late: str = 'start') -> None:
