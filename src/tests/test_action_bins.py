@@ -5,7 +5,7 @@ from humanoid_vla.models.action_bins import ActionBins
 import pytest
 import torch
 
-from .test_custom_vla_model import INSTRUCTIONS, make_batch, tiny_config
+from .test_custom_vla_model import fit_batch, INSTRUCTIONS, make_batch, tiny_config
 
 
 def test_two_hot_targets_give_the_value_back_and_clamp_beyond_the_range():
@@ -62,21 +62,14 @@ def fit_split_demonstrations(config: CustomVLAConfig, steps: int = 150) -> torch
     torch.manual_seed(0)
     model = CustomVLAModel(config)
     pixels, _ = make_batch(config, batch_size=1)
-    pixels = pixels.expand(10, -1, -1, -1)
-    tokens, mask = model.encode_instructions(INSTRUCTIONS[:1] * 10)
     answers = torch.tensor([-0.8] * 4 + [0.8] * 6).view(10, 1, 1)
     actions = answers.expand(10, config.chunk_size, config.action_dim)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    for _ in range(steps):
-        loss = model(pixels, instruction_embeddings=tokens, attention_mask=mask,
-                     actions=actions).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit_batch(model, pixels.expand(10, -1, -1, -1), actions, INSTRUCTIONS[:1] * 10, steps)
     model.eval()
+    tokens, mask = model.encode_instructions(INSTRUCTIONS[:1])
     with torch.no_grad():
-        return model(pixels[:1], instruction_embeddings=tokens[:1],
-                     attention_mask=mask[:1]).predicted_actions
+        return model(pixels, instruction_embeddings=tokens,
+                     attention_mask=mask).predicted_actions
 
 
 def test_binned_head_learns_one_mode_where_mse_regression_averages_them():

@@ -31,7 +31,12 @@ def make_batch(config, batch_size=2, seed=0):
 def train_on_one_batch(model, steps=20):
     """Fit one fixed batch with AdamW and return the loss of every step."""
     pixels, actions = make_batch(model.config)
-    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    return fit_batch(model, pixels, actions, INSTRUCTIONS, steps)
+
+
+def fit_batch(model, pixels, actions, instructions, steps):
+    """Fit these inputs and actions with AdamW for ``steps``; return the loss of every step."""
+    tokens, mask = model.encode_instructions(instructions)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     losses = []
     for _ in range(steps):
