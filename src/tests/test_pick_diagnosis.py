@@ -5,7 +5,7 @@ import os
 
 from humanoid_vla.actions import ActionSpec
 from humanoid_vla.checkpoint import save_untrained_checkpoint
-from humanoid_vla.evaluation import pick_diagnosis
+from humanoid_vla.evaluation import diagnose
 from humanoid_vla.evaluation.pick_diagnosis import (classify, Closing, EpisodeDiagnosis,
                                                     expert_actor, format_summary, OUTCOMES,
                                                     policy_actors, Release, run_episode,
@@ -126,8 +126,8 @@ def test_a_checkpoint_runs_through_the_servers_controller(env, tmp_path):
 @needs_rendering
 def test_the_command_line_writes_every_episode(tmp_path, capsys):
     out = tmp_path / 'expert.json'
-    assert pick_diagnosis.main(['--expert', '--episodes', '2', '--seed-start', '10001',
-                                '--seed-step', '2', '--out', str(out)]) == 0
+    assert diagnose.main(['--expert', '--episodes', '2', '--seed-start', '10001',
+                          '--seed-step', '2', '--out', str(out)]) == 0
     printed = capsys.readouterr().out
     assert 'seed 10001' in printed and 'seed 10003' in printed
     written = json.loads(out.read_text())

@@ -32,18 +32,15 @@ bookkeeping.
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
-import json
-import pathlib
+from dataclasses import dataclass, field
 import statistics
 from typing import Callable, Optional, Sequence
 
 from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
 from humanoid_vla.evaluation.grounding import SETTLE_SECONDS
 from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
-from humanoid_vla.sim.tasks import NEXT_TO_GAP, sample_task, TaskSpec
+from humanoid_vla.sim.tasks import NEXT_TO_GAP, TaskSpec
 import numpy as np
 
 OUTCOMES = ('success', 'never_closed', 'missed', 'picked_reference', 'wrong_object',
@@ -146,15 +143,17 @@ def classify(task: TaskSpec, success: bool, closings: Sequence[Closing],
 Actor = Callable[[], np.ndarray]
 
 
-def run_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor],
-                max_steps: int = MAX_STEPS, substeps: int = 1) -> EpisodeDiagnosis:
+def roll_out(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor],
+             max_steps: int, substeps: int = 1,
+             on_tick: Callable[[int], None] = lambda step: None) -> tuple[bool, int]:
     """
-    Reset ``env`` to ``task``, run the actor until success or ``max_steps``; diagnose it.
+    Reset ``env`` to ``task``, run the actor until success or ``max_steps``.
 
-    ``substeps``: apply each action that many times per tick, each for an equal share of the
-    tick (IK solved each time). The bridge applies the latest command at every physics step
-    (config/sim.yaml step_seconds 0.02: 5 per 10 Hz tick), which moves the arm differently
-    from one IK solve per tick.
+    Returns (success, ticks run). ``on_tick(step)`` runs after every tick, before the
+    success check. ``substeps``: apply each action that many times per tick, each for an
+    equal share of the tick (IK solved each time). The bridge applies the latest command at
+    every physics step (config/sim.yaml step_seconds 0.02: 5 per 10 Hz tick), which moves the
+    arm differently from one IK solve per tick.
     """
     if substeps < 1:
         raise ValueError(f'substeps must be >= 1, got {substeps}')
@@ -162,19 +161,25 @@ def run_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Ac
     env.reset_task(task)
     env.world.step(max(1, int(round(SETTLE_SECONDS / env.world.timestep))))
     act = make_actor(env, task)
-    monitor = GraspMonitor(env, task)
-    diagnosis = EpisodeDiagnosis(task.seed, task.instruction, task.target, task.reference,
-                                 task.relation)
-    success = False
+    step = 0
     for step in range(1, max_steps + 1):
         action = act()
         for _ in range(substeps):
             env.apply_action(action, sim_seconds=share)
-        monitor.update(step)
-        diagnosis.steps = step
-        success = env.success()
-        if success:
-            break
+        on_tick(step)
+        if env.success():
+            return True, step
+    return False, step
+
+
+def run_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor],
+                max_steps: int = MAX_STEPS, substeps: int = 1) -> EpisodeDiagnosis:
+    """Run one pick-and-place episode (``roll_out``) and diagnose it."""
+    monitor = GraspMonitor(env, task)
+    diagnosis = EpisodeDiagnosis(task.seed, task.instruction, task.target, task.reference,
+                                 task.relation)
+    success, diagnosis.steps = roll_out(env, task, make_actor, max_steps, substeps,
+                                        on_tick=monitor.update)
     diagnosis.closings = monitor.closings
     diagnosis.releases = monitor.releases
     diagnosis.picked = sorted(env.picked)
@@ -280,86 +285,3 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
         lines.append(f'  missed: median {summary["missed_target_cm_median"]} cm from the target '
                      f'at the first closing (the grasp assist reaches 3 cm)')
     return '\n'.join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the command-line parser."""
-    parser = argparse.ArgumentParser(prog='vla-sim-diagnose', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('checkpoint', nargs='?', help='checkpoint directory of the custom VLA')
-    source.add_argument('--expert', action='store_true', help='diagnose the scripted expert')
-    parser.add_argument('--episodes', type=int, default=20, help='pick_place episodes')
-    parser.add_argument('--seed-start', type=int, default=10000)
-    parser.add_argument('--seed-step', type=int, default=1,
-                        help="2 with --seed-start 10001 gives vla-sim-evaluate's pick_place "
-                             'seeds (it alternates task families)')
-    parser.add_argument('--split', default='train', choices=['train', 'novel'])
-    parser.add_argument('--max-steps', type=int, default=MAX_STEPS)
-    parser.add_argument('--substeps', type=int, default=1,
-                        help='apply each action this many times per tick, as the bridge does '
-                             'at every physics step (5 with config/sim.yaml)')
-    parser.add_argument('--observation-delay', type=int, default=0,
-                        help='act on the frame and joint states of this many ticks before')
-    parser.add_argument('--replan-steps', type=int, default=DEFAULT_REPLAN_STEPS,
-                        help="actions of each chunk executed before asking again (the server's "
-                             'replan_steps and its default)')
-    parser.add_argument('--temporal-ensembling', action='store_true',
-                        help="blend overlapping chunks (the server's temporal_ensembling)")
-    parser.add_argument('--out', help='write every episode and the summary to this JSON file')
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of vla-sim-diagnose."""
-    args = build_parser().parse_args(argv)
-    if min(args.episodes, args.max_steps, args.seed_step, args.substeps, args.replan_steps) < 1:
-        raise SystemExit('--episodes, --max-steps, --seed-step, --substeps and --replan-steps '
-                         'must be at least 1')
-    # MUJOCO_GL must be chosen before mujoco is first imported.
-    from humanoid_vla.sim.gl import select_gl_backend
-    if select_gl_backend() is None:
-        raise SystemExit('no offscreen OpenGL backend works here: install the packages in '
-                         'tools/sim_system_packages.txt (EGL or OSMesa)')
-    from humanoid_vla.sim.episode_runner import SimEnvironment
-
-    if args.expert:
-        make_actor, label = expert_actor, 'expert'
-    else:
-        from humanoid_vla.policies.custom import CustomVLAPolicy
-        policy = CustomVLAPolicy(args.checkpoint, temporal_ensembling=args.temporal_ensembling)
-        make_actor = policy_actors(policy, args.observation_delay, args.replan_steps)
-        label = args.checkpoint
-        if args.observation_delay:
-            label += f', observations {args.observation_delay} tick(s) late'
-        if args.temporal_ensembling:
-            label += ', temporal ensembling'
-        if args.replan_steps != DEFAULT_REPLAN_STEPS:
-            label += f', replanning every {args.replan_steps} steps'
-    if args.substeps > 1:
-        label += f', {args.substeps} substeps a tick'
-    env = SimEnvironment()
-    episodes = []
-    try:
-        seeds = range(args.seed_start, args.seed_start + args.episodes * args.seed_step,
-                      args.seed_step)
-        for seed in seeds:
-            episode = run_episode(env, sample_task(seed, 'pick_place', args.split), make_actor,
-                                  args.max_steps, args.substeps)
-            first = episode.closings[0] if episode.closings else None
-            where = (f'first closing {100 * first.target_distance_m:.1f} cm from the target, '
-                     f'nearest {first.nearest}' if first else 'never closed')
-            print(f'seed {seed} {episode.outcome:<16} {episode.steps:3d} steps  {where}  '
-                  f'{episode.instruction!r}', flush=True)
-            episodes.append(episode)
-    finally:
-        env.close()
-    summary = summarize(episodes)
-    print(format_summary(f'{label} ({args.split} split, seeds {seeds.start}-{seeds[-1]})',
-                         summary))
-    if args.out:
-        out = pathlib.Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({'label': label, 'split': args.split, 'summary': summary,
-                                   'episodes': [asdict(e) for e in episodes]}, indent=1))
-    return 0

@@ -1,0 +1,113 @@
+"""
+Touch failure breakdown: a look-alike, another object, or nothing touched first.
+
+    vla-sim-diagnose CHECKPOINT --family touch --episodes 20 --seed-start 10000 --seed-step 2
+
+A touch counts only when the named object is among the first the hand touches. Closed-loop
+numbers say how many touches failed, not whether the policy went for the wrong object (a
+binding error: which of "orange block" and "orange cup" was meant) or for the right one and
+brushed a neighbour on the way (a reaching error); each needs a different fix. Every episode
+is sorted into one outcome:
+
+    success            the named object was among the first touched
+    same_colour_first  a neighbour of the named colour was touched first, not the target
+    same_shape_first   a neighbour of the named shape was touched first
+    other_first        an object sharing neither was touched first
+    never_touched      the hand touched nothing within the step budget
+
+No neighbour shares both (names are unique in a scene). With each episode goes how far
+(horizontally) the grasp site was from the target's centre when the first touch happened, or
+at the end when nothing was touched.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+import statistics
+from typing import Callable, Collection, Optional, Sequence
+
+from humanoid_vla.evaluation.pick_diagnosis import Actor, roll_out
+from humanoid_vla.sim.catalog import split_name
+from humanoid_vla.sim.tasks import TaskSpec
+import numpy as np
+
+TOUCH_OUTCOMES = ('success', 'same_colour_first', 'same_shape_first', 'other_first',
+                  'never_touched')
+MAX_TOUCH_STEPS = 40  # vla-sim-evaluate's touch budget
+
+
+@dataclass
+class TouchDiagnosis:
+    """One touch episode: its task, outcome, what was touched first and where the hand was."""
+
+    seed: int
+    instruction: str
+    target: str
+    outcome: str = ''
+    steps: int = 0
+    first_touched: tuple[str, ...] = ()
+    first_touch_step: Optional[int] = None
+    target_offset_m: Optional[float] = None  # grasp site to target centre, horizontally
+
+
+def classify_touch(target: str, first_touched: Collection[str]) -> str:
+    """Return the outcome for what the hand touched first (see TOUCH_OUTCOMES)."""
+    if not first_touched:
+        return 'never_touched'
+    if target in first_touched:
+        return 'success'
+    colour, shape = split_name(target)
+    touched = [split_name(name) for name in first_touched]
+    if any(other_colour == colour for other_colour, _ in touched):
+        return 'same_colour_first'
+    if any(other_shape == shape for _, other_shape in touched):
+        return 'same_shape_first'
+    return 'other_first'
+
+
+def run_touch_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor],
+                      max_steps: int = MAX_TOUCH_STEPS, substeps: int = 1) -> TouchDiagnosis:
+    """Run one touch episode (``roll_out``) and diagnose it."""
+    diagnosis = TouchDiagnosis(task.seed, task.instruction, task.target)
+
+    def target_offset() -> float:
+        site, _ = env.world.hand_pose(env.side)
+        centre, _ = env.world.object_pose(task.target)
+        return float(np.hypot(*(site - centre)[:2]))
+
+    def watch(step: int) -> None:
+        if env.first_touched and diagnosis.first_touch_step is None:
+            diagnosis.first_touch_step = step
+            diagnosis.target_offset_m = target_offset()
+
+    _, diagnosis.steps = roll_out(env, task, make_actor, max_steps, substeps, on_tick=watch)
+    diagnosis.first_touched = tuple(sorted(env.first_touched))
+    if diagnosis.target_offset_m is None:
+        diagnosis.target_offset_m = target_offset()
+    diagnosis.outcome = classify_touch(task.target, env.first_touched)
+    return diagnosis
+
+
+def summarize_touches(episodes: Sequence[TouchDiagnosis]) -> dict[str, object]:
+    """Return outcome counts and the median hand-to-target offset per outcome."""
+    counts = Counter(e.outcome for e in episodes)
+    offsets = {name: [e.target_offset_m for e in episodes
+                      if e.outcome == name and e.target_offset_m is not None]
+               for name in TOUCH_OUTCOMES}
+    return {
+        'episodes': len(episodes),
+        'outcomes': {name: counts.get(name, 0) for name in TOUCH_OUTCOMES},
+        'target_offset_cm_median': {name: round(100 * statistics.median(values), 1)
+                                    for name, values in offsets.items() if values},
+    }
+
+
+def format_touch_summary(label: str, summary: dict[str, object]) -> str:
+    """Return a few lines: outcomes, then how far from the target the hand was in each."""
+    outcomes = ', '.join(f'{name} {count}' for name, count in summary['outcomes'].items())
+    offsets = ', '.join(f'{name} {value}' for name, value
+                        in summary['target_offset_cm_median'].items())
+    return '\n'.join([f'{label}: {summary["episodes"]} touch episodes', f'  {outcomes}',
+                      f'  grasp site to target centre at the first touch (or the end), '
+                      f'median cm: {offsets}'])
