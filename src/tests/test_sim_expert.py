@@ -101,39 +101,6 @@ def test_the_expert_touches_a_block_first_with_a_taller_cup_just_in_front(env):
     assert env.success()
 
 
-def place_next_to(env, target_y: float, blocker_y: float) -> np.ndarray:
-    """Run the expert on "put the red cup next to the blue cup"; return where it let go (y)."""
-    task = TaskSpec('pick_place', 'red_cup', 'blue_cup', 'put the red cup next to the blue cup',
-                    0, ('red_cup', 'blue_cup', 'green_block'))
-    world = env.world
-    env.reset_task(task)
-    world.place_object('blue_cup', 0.34, -0.13)
-    world.place_object('red_cup', 0.34, target_y)
-    world.place_object('green_block', 0.30, blocker_y)
-    world.step(50)  # let them settle
-    expert = ScriptedExpert(world, task)
-    for _ in range(MAX_STEPS):
-        env.apply_action(expert.act())
-        if env.success():
-            break
-    assert env.success()
-    return expert.spot
-
-
-@pytest.mark.parametrize('target_y', [-0.29, 0.03])
-def test_the_expert_puts_the_target_down_on_the_side_it_came_from(env, target_y):
-    # One rule the policy can read off the first frame: carry it towards the reference and
-    # set it down on the near side (nearest the middle of the table flipped sides).
-    spot = place_next_to(env, target_y, blocker_y=-0.13)  # the block sits behind the reference
-    assert np.sign(spot[1] - (-0.13)) == np.sign(target_y - (-0.13))
-
-
-def test_the_expert_puts_the_target_on_the_far_side_when_the_near_side_is_taken(env):
-    # The block stands where the hand would be on the near side (+y); the far side is free.
-    spot = place_next_to(env, target_y=0.03, blocker_y=-0.05)
-    assert spot[1] < -0.13
-
-
 def test_the_head_camera_does_not_move_while_the_hand_reaches_across_the_table(env):
     # The camera is on the torso: the waist must hold its lean, or the table slides in the image.
     task = sample_task(3, 'pick_place')

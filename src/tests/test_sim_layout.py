@@ -2,7 +2,7 @@
 
 from humanoid_vla.sim.layout import (ENOUGH_ROOM, EXPERT_ENOUGH_ROOM, EXPERT_PLACE_GAPS, MIN_ROOM,
                                      Obstacle, PLACE_GAPS, PLACE_MIDDLE, PLACE_X, PLACE_Y,
-                                     sample_layout, spot_beside, SPOT_DIRECTIONS)
+                                     sample_layout, spot_beside)
 import numpy as np
 import pytest
 
@@ -36,19 +36,6 @@ def test_of_the_free_spots_at_one_gap_the_one_nearest_the_middle_of_the_table_wi
     to_spot = spot - np.array([reference.x, reference.y])
     cosine = np.dot(to_middle, to_spot) / np.linalg.norm(to_middle) / np.linalg.norm(to_spot)
     assert cosine > np.cos(np.radians(20))
-
-
-def test_the_free_spot_nearest_a_given_point_wins_and_directions_can_be_restricted():
-    reference = Obstacle(0.34, -0.12, CUP)
-    left = np.array([0.34, 0.05])
-    spot, _ = spot_beside(reference, CUP, [], EXPERT_PLACE_GAPS, EXPERT_ENOUGH_ROOM, toward=left)
-    assert spot[1] > reference.y and abs(spot[0] - reference.x) < 0.01
-    # Only directions to the right (-y): the nearest to `left` of those is at the side.
-    right_half = [d for d in SPOT_DIRECTIONS if d[1] < 0]
-    spot, room = spot_beside(reference, CUP, [], EXPERT_PLACE_GAPS, EXPERT_ENOUGH_ROOM,
-                             toward=left, directions=right_half)
-    assert spot[1] < reference.y
-    assert room == EXPERT_ENOUGH_ROOM
 
 
 def test_a_gap_where_the_hand_would_hit_the_reference_falls_back_to_a_wider_one():

@@ -21,7 +21,7 @@ from humanoid_vla.sim import scene
 from humanoid_vla.sim.episode_runner import SimEnvironment
 from humanoid_vla.sim.frames import step_towards_quat
 from humanoid_vla.sim.layout import (EXPERT_ENOUGH_ROOM, EXPERT_PLACE_GAPS, HAND_DEPTH, Obstacle,
-                                     spot_beside, SPOT_DIRECTIONS)
+                                     spot_beside)
 from humanoid_vla.sim.tasks import TaskSpec
 from humanoid_vla.sim.touch_plan import TableObject, touch_spot
 from humanoid_vla.sim.world import TabletopWorld
@@ -85,7 +85,6 @@ class ScriptedExpert:
         self.goal: Optional[np.ndarray] = None
         self.carry_offset = np.zeros(3)
         self.spot = np.zeros(3)
-        self.target_start = world.object_pose(task.target)[0][:2].copy()
         self.touch_xy: Optional[np.ndarray] = None
         self.crossing_z = 0.0
 
@@ -189,16 +188,7 @@ class ScriptedExpert:
         return max(top_z - GRASP_BELOW_TOP, self.world.table_top_z() + MIN_GRASP_HEIGHT)
 
     def _place_spot(self) -> np.ndarray:
-        """
-        Return where the target's centre should be when it is let go (base_link).
-
-        "next to": the free spot beside the reference nearest where the target started, so
-        the hand carries it towards the reference and sets it down on the near side; only
-        when that half has no free spot (the hand is long along x, so neighbours block it in
-        about a quarter of the training tasks) the far side. The previous rule, nearest the
-        middle of the table, chose left or right of a reference near the middle by a few
-        centimetres the policy hardly sees; its "next to" succeeded in 4 of 9 episodes.
-        """
+        """Return where the target's centre should be when it is let go (base_link)."""
         world, task = self.world, self.task
         shape = world.object_shape(task.target)
         ref_pos, _ = world.object_pose(task.reference)
@@ -216,15 +206,8 @@ class ScriptedExpert:
                 obstacles[name] = Obstacle(pos[0], pos[1], world.object_shape(name).radius,
                                            low=top < hand_low)
         reference = obstacles.pop(task.reference)
-        others = list(obstacles.values())
-        from_reference = self.target_start - np.array([reference.x, reference.y])
-        near_side = [d for d in SPOT_DIRECTIONS if float(np.dot(d, from_reference)) > 0.0]
-        xy, room = spot_beside(reference, shape.radius, others, EXPERT_PLACE_GAPS,
-                               EXPERT_ENOUGH_ROOM, toward=self.target_start,
-                               directions=near_side)
-        if room < EXPERT_ENOUGH_ROOM:
-            xy, _ = spot_beside(reference, shape.radius, others, EXPERT_PLACE_GAPS,
-                                EXPERT_ENOUGH_ROOM, toward=self.target_start)
+        xy, _ = spot_beside(reference, shape.radius, list(obstacles.values()),
+                            EXPERT_PLACE_GAPS, EXPERT_ENOUGH_ROOM)
         return np.array([xy[0], xy[1], centre_z])
 
 

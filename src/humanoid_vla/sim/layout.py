@@ -44,8 +44,7 @@ ENOUGH_ROOM = 0.02  # more clearance than this does not make a spot better
 MIN_ROOM = 0.005  # a spot with less clearance does not count as free
 # The expert's own preference: close to the reference first, so that a policy that lets go a
 # few cm off still lands inside NEXT_TO_GAP; the wider gaps stay as fallbacks for crowded tables,
-# and a close spot needs only EXPERT_ENOUGH_ROOM of clearance to win over them. The expert
-# prefers the side the target comes from over PLACE_MIDDLE: see ScriptedExpert._place_spot.
+# and a close spot needs only EXPERT_ENOUGH_ROOM of clearance to win over them.
 EXPERT_PLACE_GAPS = (0.025, 0.02, 0.03, 0.015, 0.04, 0.05, 0.06)
 EXPERT_ENOUGH_ROOM = MIN_ROOM
 
@@ -92,26 +91,23 @@ def in_place_area(spot: np.ndarray) -> bool:
 
 
 def spot_beside(reference: Obstacle, radius: float, obstacles: Sequence[Obstacle],
-                gaps: Sequence[float] = PLACE_GAPS, enough_room: float = ENOUGH_ROOM,
-                toward: Optional[np.ndarray] = None,
-                directions: Sequence[np.ndarray] = SPOT_DIRECTIONS) -> tuple[np.ndarray, float]:
+                gaps: Sequence[float] = PLACE_GAPS, enough_room: float = ENOUGH_ROOM
+                ) -> tuple[np.ndarray, float]:
     """
     Return the best spot for an object of `radius` next to `reference`, and its clearance.
 
-    Candidates lie around the reference at each of `gaps` in each of `directions` (unit 2-D
-    vectors; default all around), inside the place area; the reference itself counts as an
-    obstacle (for the hand). At the first gap where some candidates have `enough_room`, the
-    one nearest `toward` wins (default: the middle of the place area, because the corners are
-    at the edge of the arm's reach); otherwise the one with the most room. A clearance below
-    MIN_ROOM means there is no free spot.
+    Candidates lie around the reference at each of `gaps`, inside the place area; the
+    reference itself counts as an obstacle (for the hand). At the first gap where some
+    candidates have `enough_room`, the one nearest the middle of the place area wins (the
+    corners are at the edge of the arm's reach); otherwise the one with the most room. A
+    clearance below MIN_ROOM means there is no free spot.
     """
-    toward = PLACE_MIDDLE if toward is None else np.asarray(toward, dtype=float)[:2]
     centre = np.array([reference.x, reference.y])
     best, best_room = centre, -np.inf
     everything = [*obstacles, reference]
     for gap in gaps:
         roomy = []
-        for direction in directions:
+        for direction in SPOT_DIRECTIONS:
             spot = centre + (reference.radius + radius + gap) * direction
             if not in_place_area(spot):
                 continue
@@ -121,7 +117,7 @@ def spot_beside(reference: Obstacle, radius: float, obstacles: Sequence[Obstacle
             elif room > best_room:
                 best, best_room = spot, room
         if roomy:
-            nearest = min(roomy, key=lambda spot: float(np.linalg.norm(spot - toward)))
+            nearest = min(roomy, key=lambda spot: float(np.linalg.norm(spot - PLACE_MIDDLE)))
             return nearest, enough_room
     return best, best_room
 
