@@ -7,9 +7,9 @@ from humanoid_vla.actions import ActionSpec
 from humanoid_vla.checkpoint import save_untrained_checkpoint
 from humanoid_vla.evaluation import diagnose
 from humanoid_vla.evaluation.pick_diagnosis import (classify, Closing, EpisodeDiagnosis,
-                                                    expert_actor, format_summary, OUTCOMES,
-                                                    policy_actors, Release, run_episode,
-                                                    summarize)
+                                                    format_summary, OUTCOMES, Release,
+                                                    run_episode, summarize)
+from humanoid_vla.evaluation.rollout import expert_actor, policy_actors
 from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies.base import Policy
 from humanoid_vla.sim.gl import select_gl_backend

@@ -5,7 +5,7 @@ import json
 import os
 
 from humanoid_vla.evaluation import diagnose
-from humanoid_vla.evaluation.pick_diagnosis import expert_actor
+from humanoid_vla.evaluation.rollout import expert_actor
 from humanoid_vla.evaluation.touch_diagnosis import (classify_touch, format_touch_summary,
                                                      run_touch_episode, summarize_touches,
                                                      TOUCH_OUTCOMES, TouchDiagnosis)

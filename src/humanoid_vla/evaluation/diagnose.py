@@ -19,8 +19,9 @@ import pathlib
 from typing import Optional, Sequence
 
 from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
-from humanoid_vla.evaluation.pick_diagnosis import (expert_actor, format_summary, MAX_STEPS,
-                                                    policy_actors, run_episode, summarize)
+from humanoid_vla.evaluation.pick_diagnosis import (format_summary, MAX_STEPS, run_episode,
+                                                    summarize)
+from humanoid_vla.evaluation.rollout import expert_actor, policy_actors
 from humanoid_vla.evaluation.touch_diagnosis import (format_touch_summary, MAX_TOUCH_STEPS,
                                                      run_touch_episode, summarize_touches)
 from humanoid_vla.sim.tasks import sample_task

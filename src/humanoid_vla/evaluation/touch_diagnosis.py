@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import statistics
 from typing import Callable, Collection, Optional, Sequence
 
-from humanoid_vla.evaluation.pick_diagnosis import Actor, roll_out
+from humanoid_vla.evaluation.rollout import Actor, roll_out
 from humanoid_vla.sim.catalog import split_name
 from humanoid_vla.sim.tasks import TaskSpec
 import numpy as np
