@@ -486,7 +486,8 @@ def _run_and_kill(path, wait_for, delay):
         child.send_signal(signal.SIGKILL)
         out, err = child.communicate(timeout=30)
     assert child.returncode == -signal.SIGKILL, err
-    lines += [line.split() for line in out.splitlines()]
+    # The kill can land in the middle of a print: a last line without its newline is cut short.
+    lines += [line.split() for line in out.splitlines(keepends=True) if line.endswith('\n')]
     counts = [int(words[1]) for words in lines if words and words[0] in ('ready', 'committed')]
     return max(counts) if counts else None
 
