@@ -602,6 +602,29 @@ def test_grounding_word_queries_let_each_map_take_its_own_word():
         layer(features)
 
 
+def test_word_factors_want_every_factor_where_a_plain_sum_takes_the_strongest_one():
+    layer = modeling.WordFactorMatch(channels=2, maps=1, factors=2, language_size=2, key_size=2)
+    eye = torch.eye(2)
+    with torch.no_grad():
+        layer.word_keys.weight.copy_(eye)
+        layer.word_keys.bias.zero_()
+        layer.word_values.weight.copy_(torch.cat([eye, eye]))  # both factors read the word
+        layer.word_values.bias.zero_()
+        layer.cell_keys.weight.copy_(torch.cat([eye, eye]).view(4, 2, 1, 1))
+        layer.cell_keys.bias.zero_()
+        layer.queries.copy_(torch.tensor([[[20.0, 0.0], [0.0, 20.0]]]))
+    colour_word, shape_word = [1.0, 0.0], [0.0, 1.0]  # "orange", "block"
+    words = torch.tensor([[colour_word, shape_word, [9.0, -9.0]]])
+    mask = torch.tensor([[True, True, False]])
+    # Cells: very orange but no block (the orange cup), orange and a block, a blue block.
+    features = torch.tensor([[14.0, 4.0, -4.0], [-4.0, 4.0, 12.0]]).view(1, 2, 1, 3)
+    logits = layer(features, words, mask)
+    assert logits.shape == (1, 1, 3)
+    assert logits[0, 0].argmax().item() == 1
+    plain_sum = features.sum(dim=1).flatten()  # one linear match of both words
+    assert plain_sum.argmax().item() == 0
+
+
 def test_a_model_with_grounding_word_queries_trains_and_reloads(tmp_path):
     torch.manual_seed(0)
     model = CustomVLAModel(grounding_config(grounding_maps=2,
@@ -619,3 +642,23 @@ def test_a_model_with_grounding_word_queries_trains_and_reloads(tmp_path):
     torch.testing.assert_close(got.grounding_positions, expected.grounding_positions)
     with pytest.raises(ValueError, match='grounding_word_queries needs grounding_maps'):
         grounding_config(grounding_word_queries=True)
+
+
+def test_a_model_with_grounding_word_factors_trains_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(grounding_maps=2,
+                                            grounding_word_factors=2)).train()
+    assert model.grounding.queries is None  # word factors without the single-query match
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
+                grounding_targets=torch.zeros(2, 2), grounding_target_maps=torch.tensor([0, 1]))
+    out.loss.backward()
+    assert model.grounding.factor_match.queries.grad.abs().sum() > 0
+    model.eval().save_pretrained(tmp_path)
+    reloaded = CustomVLAModel.from_pretrained(tmp_path).eval()
+    expected = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    got = reloaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    torch.testing.assert_close(got.grounding_positions, expected.grounding_positions)
+    with pytest.raises(ValueError, match='grounding_word_factors'):
+        grounding_config(grounding_word_factors=2)

@@ -127,6 +127,10 @@ class CustomVLAConfig(PretrainedConfig):
       learnt query of its own and scores every cell by how well its features match those
       words, so map 0 can take the object to grasp and map 1 the place reference from one
       sentence that names both (FiLM by the mean lights up both).
+    - ``grounding_word_factors``: when > 0, each grounding map also pools the instruction with
+      that many learnt queries and adds to every cell the sum of the log-sigmoids of its match
+      with each: a soft AND (something orange *and* a block) meant to carry over to colour-shape
+      pairs that training never showed (see ``WordFactorMatch``).
     """
 
     model_type = 'humanoid_custom_vla'
@@ -166,6 +170,7 @@ class CustomVLAConfig(PretrainedConfig):
     grounding_maps: int = 0
     grounding_loss_weight: float = 1.0
     grounding_word_queries: bool = False
+    grounding_word_factors: int = 0
     grounding_stride: int = 8
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -239,6 +244,10 @@ class CustomVLAConfig(PretrainedConfig):
                 'language_film, spatial_keypoints and grounding_maps need vision_backbone "conv"')
         if self.grounding_word_queries and not self.grounding_maps:
             raise ValueError('grounding_word_queries needs grounding_maps > 0')
+        if self.grounding_word_factors < 0 or (self.grounding_word_factors
+                                               and not self.grounding_maps):
+            raise ValueError('grounding_word_factors must be >= 0, and above 0 only with '
+                             f'grounding_maps > 0; got {self.grounding_word_factors}')
         if self.grounding_stride not in GROUNDING_STRIDES:
             raise ValueError(f'grounding_stride must be one of {GROUNDING_STRIDES}, '
                              f'got {self.grounding_stride}')

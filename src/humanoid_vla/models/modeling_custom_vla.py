@@ -243,6 +243,46 @@ def grid_centres(height: int, width: int, device: torch.device | None = None,
     return torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)
 
 
+class WordFactorMatch(nn.Module):
+    """
+    A soft AND over the words of an instruction: a cell must match every factor of a name.
+
+    Each map pools the instruction's token states with ``factors`` learnt queries (one may
+    settle on the colour word, another on the shape word) and scores every cell against each
+    pooled vector.  A cell's logit is the sum of the log-sigmoids of its scores, so a strong
+    match of one factor cannot make up for a miss of another: "the orange block" is where
+    something orange *and* a block is, a combination the training scenes may never show, not the
+    orange cup seen in training.  A plain sum of scores is one linear match and has no AND.
+    """
+
+    def __init__(self, channels: int, maps: int, factors: int, language_size: int,
+                 key_size: int = 64) -> None:
+        super().__init__()
+        self.factors = factors
+        # Small random queries, not zeros: equal queries would pool the same words into
+        # every factor at the start.
+        self.queries = nn.Parameter(torch.randn(maps, factors, key_size) * 0.02)
+        self.word_keys = nn.Linear(language_size, key_size)
+        self.word_values = nn.Linear(language_size, factors * channels)
+        self.cell_keys = nn.Conv2d(channels, factors * channels, 1)
+
+    def forward(self, features: torch.Tensor, words: torch.Tensor,
+                word_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Return ``(B, M, H*W)``: each cell's soft AND over each map's word factors."""
+        batch, channels = features.shape[:2]
+        words = words.to(features.device, features.dtype)
+        scores = torch.einsum('blk,mfk->bmfl', self.word_keys(words), self.queries)
+        if word_mask is not None:
+            real = word_mask.to(device=scores.device, dtype=torch.bool)[:, None, None, :]
+            scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
+        values = self.word_values(words).unflatten(-1, (self.factors, channels))  # (B, L, F, C)
+        pooled = torch.einsum('bmfl,blfc->bmfc',
+                              scores.float().softmax(dim=-1).to(words.dtype), values)
+        cells = self.cell_keys(features).flatten(2).unflatten(1, (self.factors, channels))
+        match = torch.einsum('bmfc,bfcn->bmfn', pooled, cells) / math.sqrt(channels)
+        return nn.functional.logsigmoid(match.float()).sum(dim=2).to(features.dtype)
+
+
 class GroundingMaps(nn.Module):
     """
     Heat maps over the instruction-modulated feature grid: where is what the instruction names.
@@ -255,7 +295,9 @@ class GroundingMaps(nn.Module):
     query of its own and adds to every cell's logit how well the cell's features match the
     pooled words.  "Pick up the blue cup and place it next to the yellow cup" names two cups:
     FiLM by the mean lights up both, and only word order says which map wants which.  The
-    queries start at zero, i.e. at the mean of the tokens.
+    queries start at zero, i.e. at the mean of the tokens.  ``word_queries=False`` leaves
+    that match out; ``word_factors`` adds a :class:`WordFactorMatch` (both need
+    ``language_size``).
 
     With ``fine_channels`` set the maps cover the stride-4 grid: the stride-8 logits, upsampled,
     plus a correction read from the stride-4 features beside the upsampled stride-8 ones.  A
@@ -268,7 +310,8 @@ class GroundingMaps(nn.Module):
 
     def __init__(self, channels: int, maps: int, hidden_size: int,
                  language_size: int | None = None, key_size: int = 64,
-                 fine_channels: int | None = None) -> None:
+                 fine_channels: int | None = None, word_factors: int = 0,
+                 word_queries: bool = True) -> None:
         super().__init__()
         self.heat = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, maps, 1))
@@ -279,11 +322,17 @@ class GroundingMaps(nn.Module):
                 nn.Conv2d(REFINE_CHANNELS, maps, 3, padding=1))
         self.token = nn.Linear(2 + channels, hidden_size)
         self.queries = self.word_keys = self.word_values = self.cell_keys = None
-        if language_size:
+        if language_size and word_queries:
             self.queries = nn.Parameter(torch.zeros(maps, key_size))
             self.word_keys = nn.Linear(language_size, key_size)
             self.word_values = nn.Linear(language_size, channels)
             self.cell_keys = nn.Conv2d(channels, channels, 1)
+        self.factor_match = None
+        if word_factors:
+            if not language_size:
+                raise ValueError('word_factors need language_size')
+            self.factor_match = WordFactorMatch(channels, maps, word_factors, language_size,
+                                                key_size)
 
     def forward(
         self,
@@ -301,12 +350,14 @@ class GroundingMaps(nn.Module):
         required exactly when they were built with ``fine_channels`` (then H, W are its own).
         """
         logits = self.heat(features).flatten(2)
-        if (self.queries is None) != (words is None):
+        if (self.queries is None and self.factor_match is None) != (words is None):
             raise ValueError('words must be given exactly when the maps have language_size')
         if (self.refine is None) != (fine is None):
             raise ValueError('fine must be given exactly when the maps have fine_channels')
         if self.queries is not None:
             logits = logits + self._word_match(features, words, word_mask)
+        if self.factor_match is not None:
+            logits = logits + self.factor_match(features, words, word_mask)
         if self.refine is not None:
             logits, features = self._refined(logits.unflatten(2, features.shape[-2:]),
                                              features, fine)
@@ -514,8 +565,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         if config.grounding_maps:
             self.grounding = GroundingMaps(
                 config.vision_hidden_size, config.grounding_maps, config.hidden_size,
-                config.language_hidden_size if config.grounding_word_queries else None,
-                fine_channels=self.vision.fine_width if config.grounding_stride == 4 else None)
+                config.language_hidden_size, fine_channels=(
+                    self.vision.fine_width if config.grounding_stride == 4 else None),
+                word_factors=config.grounding_word_factors,
+                word_queries=config.grounding_word_queries)
         self.subgoal_head = None
         if config.subgoal_loss_weight > 0:
             self.subgoal_head = nn.Sequential(
@@ -736,7 +789,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         grounding_logits = grounding_positions = None
         if self.grounding is not None:
             words = None
-            if self.config.grounding_word_queries:
+            if self.config.grounding_word_queries or self.config.grounding_word_factors:
                 words = instruction_embeddings
             if self.config.grounding_stride == 8:
                 fine_map = None
