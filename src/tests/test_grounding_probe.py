@@ -72,6 +72,21 @@ class IgnoresTheInstruction(ReadsTheInstruction):
         return np.concatenate([self.env.world.object_pose(first)[0], [0, 0, 0, 1, 0]])
 
 
+class TakesTheColourLookAlike(ReadsTheInstruction):
+    """Answers with another object of the named colour where the scene has one."""
+
+    def predict_subgoal(self, observation):
+        named = super().predict_subgoal(observation)
+        target = min((name for name in self.env.world.object_names()
+                      if words(name) in observation.instruction),
+                     key=lambda name: observation.instruction.index(words(name)))
+        look_alikes = [name for name in self.env.world.object_names()
+                       if name != target and split_name(name)[0] == split_name(target)[0]]
+        if not look_alikes:
+            return named
+        return np.concatenate([self.env.world.object_pose(look_alikes[0])[0], [0, 0, 0, 1, 0]])
+
+
 def test_candidates_leave_out_the_place_reference_and_what_cannot_be_picked():
     touch = sample_task(10000, 'touch')
     assert named_candidates(touch) == list(touch.objects)
@@ -103,6 +118,23 @@ def test_a_policy_that_reads_the_instruction_hits_every_query(env):
     assert summary['all']['hits'] == summary['all']['queries'] > len(SEEDS) * 2
     assert summary['all']['median_error_m'] < 1e-3
     assert 'touch' in format_summary('oracle', summary)
+
+
+@needs_rendering
+def test_held_out_pairs_get_their_own_row_with_look_alike_misses(env):
+    seeds = range(20000, 20006)
+    oracle = probe(ReadsTheInstruction(env), env, seeds, ('touch',), split='novel').summary()
+    held_out = oracle['held_out']
+    assert held_out['hits'] == held_out['queries'] > 0 and held_out['same_colour'] == 0
+    assert 0.0 < held_out['chance'] < 1.0
+    assert 'the named colour 0' in format_summary('oracle', oracle)
+    confused = probe(TakesTheColourLookAlike(env), env, seeds, ('touch',),
+                     split='novel').summary()['held_out']
+    assert confused['queries'] == held_out['queries']
+    assert confused['same_colour'] > 0 and confused['same_shape'] == 0
+    assert confused['hits'] + confused['same_colour'] == confused['queries']
+    assert 'held_out' not in probe(ReadsTheInstruction(env), env, SEEDS[:2],
+                                   ('touch',)).summary()
 
 
 @needs_rendering

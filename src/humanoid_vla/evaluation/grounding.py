@@ -15,7 +15,9 @@ object than to any other object on the table. A policy that ignores the instruct
 one place whatever is named, so it hits at most one query per scene: ``chance`` is scenes /
 queries. For pick-and-place the answers nearest the place reference are counted too
 (``to_reference``): a model that mixes up the object to grasp with the one to put it by lands
-there.
+there. Queries that name a held-out colour-shape pair (novel split) get a row of their own
+(``held_out``), with how many of its misses landed on an object of the named colour or shape:
+that is where a model that binds "orange" to the orange cup it was trained on goes.
 
 In-process and ROS-free (rendering needs MUJOCO_GL): one scene costs a render and one forward
 pass per named object, so two checkpoints are compared in about a minute here, where the closed
@@ -30,12 +32,12 @@ import statistics
 from typing import Optional, Sequence
 
 from humanoid_vla.camera_projection import PinholeCamera
+from humanoid_vla.evaluation.rollout import SETTLE_SECONDS
+from humanoid_vla.evaluation.touch_diagnosis import classify_touch
 from humanoid_vla.policies.base import Observation
 from humanoid_vla.sim.catalog import SHAPES, split_name, words
-from humanoid_vla.sim.tasks import FAMILIES, sample_task, TaskSpec
+from humanoid_vla.sim.tasks import FAMILIES, HELD_OUT, sample_task, TaskSpec
 import numpy as np
-
-SETTLE_SECONDS = 0.5  # as vla-sim-record and vla-sim-evaluate wait after a reset
 
 
 def named_candidates(task: TaskSpec) -> list[str]:
@@ -68,6 +70,10 @@ class GroundingReport:
     scene_counts: dict[str, int] = field(default_factory=dict)
     to_reference: dict[str, int] = field(default_factory=dict)
     errors_m: list[float] = field(default_factory=list)
+    # Queries naming a held-out colour-shape pair: each one's chance (1 / the scene's named
+    # candidates) and what its answer was nearest (classify_touch's outcomes).
+    held_out_chances: list[float] = field(default_factory=list)
+    held_out_outcomes: dict[str, int] = field(default_factory=dict)
 
     def add(self, family: str, hit: bool, error_m: float, to_reference: bool = False) -> None:
         """Count one query."""
@@ -75,6 +81,11 @@ class GroundingReport:
         self.hits[family] = self.hits.get(family, 0) + int(hit)
         self.to_reference[family] = self.to_reference.get(family, 0) + int(to_reference)
         self.errors_m.append(error_m)
+
+    def add_held_out(self, outcome: str, candidates: int) -> None:
+        """Count one query that named a held-out pair, answered nearest ``outcome``."""
+        self.held_out_chances.append(1.0 / candidates)
+        self.held_out_outcomes[outcome] = self.held_out_outcomes.get(outcome, 0) + 1
 
     def summary(self) -> dict[str, object]:
         """Return hit rates per family and overall, with chance and the median error."""
@@ -91,6 +102,15 @@ class GroundingReport:
             'hit_rate': sum(self.hits.values()) / total if total else 0.0,
             'chance': self.scenes / total if total else 0.0,
             'median_error_m': statistics.median(self.errors_m) if self.errors_m else None}
+        if self.held_out_chances:
+            outcomes = self.held_out_outcomes
+            count = len(self.held_out_chances)
+            result['held_out'] = {
+                'hits': outcomes.get('success', 0), 'queries': count,
+                'hit_rate': outcomes.get('success', 0) / count,
+                'chance': statistics.fmean(self.held_out_chances),
+                'same_colour': outcomes.get('same_colour_first', 0),
+                'same_shape': outcomes.get('same_shape_first', 0)}
         return result
 
 
@@ -137,13 +157,16 @@ def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
             positions = {name: env.world.object_pose(name)[0] for name in task.objects}
             report.scenes += 1
             report.scene_counts[family] = report.scene_counts.get(family, 0) + 1
-            for name in named_candidates(task):
+            candidates = named_candidates(task)
+            for name in candidates:
                 observation = Observation(seen['image'], reworded(task, name),
                                           np.asarray(seen['joint_positions'], np.float32))
                 point = answer_point(policy, observation, answer, camera, positions[name][2])
                 error = float(np.linalg.norm(point[:2] - positions[name][:2]))
                 nearest = nearest_object(point, positions)
                 report.add(family, nearest == name, error, nearest == task.reference)
+                if split_name(name) in HELD_OUT:
+                    report.add_held_out(classify_touch(name, [nearest]), len(candidates))
     return report
 
 
@@ -155,6 +178,9 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
                 f'= {cell["hit_rate"]:6.1%}  (chance {cell["chance"]:.1%})')
         if cell.get('to_reference'):
             line += f'  {cell["to_reference"]} nearest the place reference'
+        if 'same_colour' in cell:
+            line += (f'  misses nearest the named colour {cell["same_colour"]}, '
+                     f'the named shape {cell["same_shape"]}')
         if cell.get('median_error_m') is not None:
             line += f'  median xy error {100 * cell["median_error_m"]:.1f} cm'
         lines.append(line)

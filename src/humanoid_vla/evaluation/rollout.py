@@ -13,11 +13,11 @@ from collections import deque
 from typing import Callable
 
 from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
-from humanoid_vla.evaluation.grounding import SETTLE_SECONDS
 from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
 from humanoid_vla.sim.tasks import TaskSpec
 import numpy as np
 
+SETTLE_SECONDS = 0.5  # as vla-sim-record and vla-sim-evaluate wait after a reset
 # The server's per-tick limits (config/vla_server.yaml); the workspace is the simulation's.
 MAX_POSITION_STEP = 0.05
 MAX_ROTATION_STEP = 0.3
