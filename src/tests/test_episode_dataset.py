@@ -246,3 +246,32 @@ def test_frame_cache_refuses_augmentation_and_native_size(dataset_path):
         EpisodeDataset(dataset_path, image_size=12, augment=True, cache_frames=True)
     with pytest.raises(ValueError, match='cache_frames'):
         EpisodeDataset(dataset_path, image_size=None, cache_frames=True)
+
+
+def test_peer_groups_give_the_annotated_positions_on_first_segment_frames_only(tmp_path):
+    import h5py
+    import json
+    gripper = [0, 0, 0, 1, 1, 0]
+    path = write_gripper_episode(tmp_path / 'peers.hdf5', gripper)
+    with EpisodeReader(path) as reader:
+        name = reader.demo_names()[0]
+    peers = {'colour': [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], 'shape': [[0.1, 0.2, 0.3]]}
+    with h5py.File(path, 'r+') as handle:
+        handle['data'][name].attrs[dataset_module.PEERS_ATTRIBUTE] = json.dumps(peers)
+    data = EpisodeDataset(path, split=None, image_size=8, action_offset=1, subgoal_dim=-1,
+                          peer_groups=('shape', 'colour'))
+    item = data[0]
+    assert item['peer_positions'].shape == (2, dataset_module.MAX_PEERS, 3)
+    np.testing.assert_allclose(item['peer_positions'][1, :2].numpy(), peers['colour'])
+    np.testing.assert_allclose(item['peer_positions'][0, 0].numpy(), peers['shape'][0])
+    assert item['peer_mask'][:, :2].tolist() == [[True, False], [True, True]]
+    assert not item['peer_mask'][:, 2:].any()
+    # Frame 2's first action is in segment 1 (the grasp is on): nothing counts any more.
+    assert not data[2]['peer_mask'].any() and not data[5]['peer_mask'].any()
+    with pytest.raises(EpisodeReadError, match="no group 'size'"):
+        EpisodeDataset(path, split=None, image_size=8, subgoal_dim=-1, peer_groups=('size',))
+    with pytest.raises(ValueError, match='peer_groups need subgoal_dim'):
+        EpisodeDataset(path, split=None, image_size=8, peer_groups=('colour',))
+    bare = write_gripper_episode(tmp_path / 'bare.hdf5', gripper)
+    with pytest.raises(EpisodeReadError, match='vla-sim-annotate-peers'):
+        EpisodeDataset(bare, split=None, image_size=8, subgoal_dim=-1, peer_groups=('colour',))

@@ -373,6 +373,53 @@ def test_grounding_upcoming_trains_every_map_still_ahead(dataset, tmp_path):
         make_config(dataset, tmp_path / 'a', grounding_upcoming=True)
 
 
+def test_peer_grounding_targets_train_one_map_per_group_with_every_peer():
+    camera = PinholeCamera.from_mapping(DOWN_CAMERA)
+    positions = np.zeros((1, 2, 2, 3))
+    positions[0, 0] = [[0.5, -0.5, 0.3], [0.0, 0.0, 0.3]]
+    positions[0, 1] = [[3.0, 0.0, 0.3], [0.5, 0.5, 0.3]]
+    mask = np.array([[[True, True], [True, False]]])
+    targets, maps = trainer_module.peer_grounding_targets(camera, positions, mask, first_map=2)
+    assert targets.shape == (1, 4, 2)
+    assert targets[0, 0].tolist() == pytest.approx([0.5, -0.5], abs=1e-6)
+    # Group 0 trains map 2 twice; group 1's first peer is off the image, its second masked.
+    assert maps.tolist() == [[2, 2, -1, -1]]
+
+
+def test_grounding_peer_groups_train_the_last_maps_and_stay_out_of_the_error(tmp_path):
+    import h5py
+    path = write_dataset(tmp_path / 'peers.hdf5')
+    peers = {'colour': [[0.5, -0.5, 0.3], [0.0, 0.0, 0.3]], 'shape': [[0.5, 0.5, 0.3]]}
+    with h5py.File(path, 'r+') as handle:
+        for name in handle['data']:
+            handle['data'][name].attrs['grounding_peers'] = json.dumps(peers)
+    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+             'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 4}
+    config = make_config(path, tmp_path / 'out', max_steps=2, eval_every=2, model=model,
+                         subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA,
+                         grounding_peer_groups=['colour', 'shape'])
+    trainer = run_training(config)
+    batch = next(iter(trainer._loader))
+    inputs = trainer.model_inputs(batch)
+    assert inputs['grounding_targets'].shape == (8, 1 + 2 * 5, 2)
+    maps = inputs['grounding_target_maps']
+    assert set(maps[:, 0].tolist()) <= {-1, 0, 1}
+    first_segment = batch['subgoal_segment'] == 0
+    assert first_segment.any()
+    # Five slots per group: the two colour peers train map 2, the shape peer map 3.
+    peer_row = torch.tensor([2, 2, -1, -1, -1, 3, -1, -1, -1, -1])
+    assert (maps[first_segment, 1:] == peer_row).all()
+    assert (maps[~first_segment, 1:] == -1).all()
+    assert 0.0 < trainer.valid_grounding_error < 2.0 * np.sqrt(2.0)
+    with pytest.raises(TrainingConfigError, match='grounding_peer_groups take the last 2'):
+        make_config(path, tmp_path / 'a', model={**model, 'grounding_maps': 2},
+                    subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA,
+                    grounding_peer_groups=['colour', 'shape'])
+    with pytest.raises(TrainingConfigError, match='distinct'):
+        make_config(path, tmp_path / 'b', model=model, subgoal_part='right_gripper',
+                    grounding_camera=DOWN_CAMERA, grounding_peer_groups=['colour', 'colour'])
+
+
 def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_path):
     model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}

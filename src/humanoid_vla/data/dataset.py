@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+import json
 import os
 from pathlib import Path
 
@@ -29,6 +30,10 @@ _CROP_SCALE = (0.9, 1.0)
 _BRIGHTNESS = 0.1
 _CONTRAST = 0.1
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+# Episode attribute holding the peer groups' positions (written by vla-sim-annotate-peers), and
+# the most objects one group can hold (a scene has at most five).
+PEERS_ATTRIBUTE = 'grounding_peers'
+MAX_PEERS = 5
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class _EpisodeRef:
     proprio: np.ndarray | None
     segment_ends: np.ndarray | None = None
     segment_indices: np.ndarray | None = None
+    peers: np.ndarray | None = None  # (groups, MAX_PEERS, 3) positions
+    peer_mask: np.ndarray | None = None  # (groups, MAX_PEERS) bool
 
     def segment_last_steps(self) -> np.ndarray:
         """Return the last step of every segment, in order (needs ``segment_ends``)."""
@@ -141,6 +148,12 @@ class EpisodeDataset(Dataset):
     each of the episode's first N segments (zeros past its last), and ``segment_subgoal_mask``
     bool (N,), True for the segments that exist and are not behind the item: what is still
     ahead, so a frame on the way to the grasp also learns where the object will be placed.
+
+    ``peer_groups`` (needs ``subgoal_dim``) names groups of the episode attribute
+    ``grounding_peers`` (a JSON object of position lists, e.g. every object sharing the named
+    object's colour); items then hold ``peer_positions`` float32 (G, MAX_PEERS, 3) and
+    ``peer_mask`` bool (G, MAX_PEERS), True on real positions of frames in the first segment
+    only (later the grasped object has moved).
     """
 
     def __init__(
@@ -157,6 +170,7 @@ class EpisodeDataset(Dataset):
         subgoal_dim: int | None = None,
         segment_subgoals: int = 0,
         cache_frames: bool = False,
+        peer_groups: Sequence[str] = (),
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -173,6 +187,8 @@ class EpisodeDataset(Dataset):
         if int(segment_subgoals) < 0 or (int(segment_subgoals) > 0 and subgoal_dim is None):
             raise ValueError(f'segment_subgoals must be >= 0 and needs subgoal_dim, got '
                              f'{segment_subgoals} with subgoal_dim {subgoal_dim}')
+        if peer_groups and subgoal_dim is None:
+            raise ValueError('peer_groups need subgoal_dim (peers count in the first segment)')
         if cache_frames and (augment or image_size is None):
             raise ValueError('cache_frames needs a fixed image_size and no augmentation '
                              '(the cache holds the resized frames)')
@@ -187,6 +203,7 @@ class EpisodeDataset(Dataset):
         self._successful_only = bool(successful_only)
         self._subgoal_dim = subgoal_dim
         self._segment_subgoals = int(segment_subgoals)
+        self._peer_groups = tuple(peer_groups)
         self.num_unsuccessful_skipped = 0
         self._episodes: list[_EpisodeRef] = []
         for path_index, path in enumerate(self._paths):
@@ -239,6 +256,9 @@ class EpisodeDataset(Dataset):
                             f'{actions.shape[1]} action dimensions of {name} of {path}')
                     segment_ends = segment_end_steps(actions[:, self._subgoal_dim])
                     indices = segment_indices(actions[:, self._subgoal_dim])
+                peers = peer_mask = None
+                if self._peer_groups:
+                    peers, peer_mask = self._read_peers(group, f'{name} of {path}')
                 self._episodes.append(_EpisodeRef(
                     path_index=path_index,
                     name=name,
@@ -247,7 +267,30 @@ class EpisodeDataset(Dataset):
                     proprio=proprio,
                     segment_ends=segment_ends,
                     segment_indices=indices,
+                    peers=peers,
+                    peer_mask=peer_mask,
                 ))
+
+    def _read_peers(self, group: h5py.Group, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return an episode's peer positions and mask for ``peer_groups``."""
+        text = group.attrs.get(PEERS_ATTRIBUTE)
+        if text is None:
+            raise EpisodeReadError(f'{where} has no {PEERS_ATTRIBUTE!r} attribute: annotate '
+                                   'the file with vla-sim-annotate-peers')
+        table = json.loads(text)
+        peers = np.zeros((len(self._peer_groups), MAX_PEERS, 3), np.float32)
+        mask = np.zeros((len(self._peer_groups), MAX_PEERS), bool)
+        for row, name in enumerate(self._peer_groups):
+            if name not in table:
+                raise EpisodeReadError(f'{where}: {PEERS_ATTRIBUTE} has no group {name!r} '
+                                       f'(it has {sorted(table)})')
+            positions = np.asarray(table[name], np.float32).reshape(-1, 3)
+            if len(positions) > MAX_PEERS:
+                raise EpisodeReadError(f'{where}: {len(positions)} {name} peers, at most '
+                                       f'{MAX_PEERS}')
+            peers[row, :len(positions)] = positions
+            mask[row, :len(positions)] = True
+        return peers, mask
 
     # --- lazy per-process handles -----------------------------------------------------------
 
@@ -314,6 +357,10 @@ class EpisodeDataset(Dataset):
             item['subgoal_segment'] = int(episode.segment_indices[current])
             if self._segment_subgoals:
                 item.update(self._segment_subgoal_items(episode, item['subgoal_segment']))
+            if episode.peers is not None:
+                first_segment = item['subgoal_segment'] == 0
+                item['peer_positions'] = torch.from_numpy(episode.peers)
+                item['peer_mask'] = torch.from_numpy(episode.peer_mask & first_segment)
         return item
 
     def _segment_subgoal_items(self, episode: _EpisodeRef,

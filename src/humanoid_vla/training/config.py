@@ -117,7 +117,11 @@ class TrainingConfig:
     maps learn, and is required exactly when the model has ``grounding_maps``.
     ``grounding_upcoming`` True trains, at every frame, the map of each segment still ahead
     (map 1 learns where a grasped object will go from the first frame on), not only the
-    frame's own.  ``cache_frames`` keeps the resized frames in memory as they are read (see
+    frame's own.  ``grounding_peer_groups`` (e.g. ``[colour, shape]``) trains the model's last
+    maps, one per group, to light up every object of that group in the episode attribute
+    ``grounding_peers`` (written by ``vla-sim-annotate-peers``: the objects sharing the named
+    one's colour, its shape) on the frames before the first gripper change.
+    ``cache_frames`` keeps the resized frames in memory as they are read (see
     :class:`EpisodeDataset`; about a fifth of a step saved on a 2-core CPU); it needs
     ``augment`` False.  ``instruction_paraphrases`` is the path of a
     :class:`~humanoid_vla.paraphrase.ParaphraseTable` YAML file (relative to the training
@@ -154,6 +158,7 @@ class TrainingConfig:
     subgoal_part: str | None = None
     grounding_camera: dict[str, Any] | None = None
     grounding_upcoming: bool = False
+    grounding_peer_groups: list[str] = field(default_factory=list)
     cache_frames: bool = False
     instruction_paraphrases: str | None = None
 
@@ -229,6 +234,17 @@ class TrainingConfig:
             raise TrainingConfigError(
                 "grounding_camera and the model's grounding_maps > 0 go together (the camera "
                 'maps each subgoal to the image position the maps learn); set both or neither')
+        groups = self.grounding_peer_groups
+        if (not isinstance(groups, (list, tuple)) or len(set(groups)) != len(groups)
+                or not all(isinstance(g, str) and g for g in groups)):
+            raise TrainingConfigError(f'grounding_peer_groups must be a list of distinct '
+                                      f'group names, got {groups!r}')
+        self.grounding_peer_groups = list(groups)
+        if groups and model_config.grounding_maps <= len(groups):
+            raise TrainingConfigError(
+                f'grounding_peer_groups take the last {len(groups)} grounding maps and the '
+                f'subgoals need at least one more: grounding_maps is '
+                f'{model_config.grounding_maps}')
         if self.grounding_upcoming and self.grounding_camera is None:
             raise TrainingConfigError(
                 'grounding_upcoming needs grounding_maps and grounding_camera')

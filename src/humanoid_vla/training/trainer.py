@@ -128,6 +128,24 @@ def segment_grounding_targets(camera: PinholeCamera, positions: np.ndarray, mask
     return targets.reshape(batch, count, 2), target_maps.reshape(batch, count)
 
 
+def peer_grounding_targets(camera: PinholeCamera, positions: np.ndarray, mask: np.ndarray,
+                           first_map: int) -> tuple[np.ndarray, np.ndarray]:
+    """
+    Return the image positions (B, G*K, 2) of every peer and the map each trains.
+
+    ``positions`` (B, G, K, 3) and ``mask`` (B, G, K) come from the dataset's
+    ``peer_positions`` / ``peer_mask``; group g trains map ``first_map + g`` (its several
+    targets make that map's cross-entropy a mixture: it learns to light up all of them); masked
+    or out-of-image peers train none (-1).
+    """
+    batch, groups, count = mask.shape
+    segments = np.where(mask, np.arange(groups)[None, :, None], groups)
+    targets, target_maps = grounding_targets(
+        camera, positions.reshape(-1, 3), segments.reshape(-1), groups)
+    target_maps = np.where(target_maps >= 0, target_maps + first_map, -1)
+    return targets.reshape(batch, groups * count, 2), target_maps.reshape(batch, groups * count)
+
+
 def grounding_error_sum(
         positions: torch.Tensor, targets: torch.Tensor, target_maps: torch.Tensor
 ) -> torch.Tensor:
@@ -340,6 +358,9 @@ class Trainer:
                 'continue it or choose another output_dir')
         seed_everything(config.seed)
         self._camera = config.camera
+        # Maps below this learn subgoals; the rest, one per peer group, the peers.
+        self._subgoal_maps = (config.build_model_config().grounding_maps
+                              - len(config.grounding_peer_groups))
         self.precision = resolve_precision(config.precision, self.device)
         warning = emulated_bf16_warning(config.precision, self.device)
         if warning:
@@ -356,7 +377,7 @@ class Trainer:
             image_size=image_size, augment=config.augment, proprio_key=config.proprio_key,
             action_offset=config.action_offset, successful_only=config.successful_only,
             subgoal_dim=config.subgoal_dim, segment_subgoals=segment_subgoals,
-            cache_frames=config.cache_frames)
+            cache_frames=config.cache_frames, peer_groups=config.grounding_peer_groups)
         self.spec.check_dim(self.train_data.action_dim, f'actions in {", ".join(map(str, paths))}')
         self.valid_data = None
         if _split_size(paths, 'valid', config.successful_only) > 0:
@@ -365,7 +386,8 @@ class Trainer:
                 chunk_size=config.chunk_size, image_size=image_size, augment=False,
                 proprio_key=config.proprio_key, action_offset=config.action_offset,
                 successful_only=config.successful_only, subgoal_dim=config.subgoal_dim,
-                segment_subgoals=segment_subgoals, cache_frames=config.cache_frames)
+                segment_subgoals=segment_subgoals, cache_frames=config.cache_frames,
+                peer_groups=config.grounding_peer_groups)
         proprio_dim = None
         if config.proprio_key is not None:
             proprio_dim = int(self.train_data[0]['proprio'].shape[0])
@@ -526,13 +548,24 @@ class Trainer:
         if camera is None:
             return None
         position = self.config.subgoal_position_slice
-        maps = self.model.config.grounding_maps
+        peer_maps = len(self.config.grounding_peer_groups)
+        maps = self.model.config.grounding_maps - peer_maps
         if 'segment_subgoals' in batch:
-            return segment_grounding_targets(
+            targets, target_maps = segment_grounding_targets(
                 camera, batch['segment_subgoals'].numpy()[:, :, position],
                 batch['segment_subgoal_mask'].numpy(), maps)
-        return grounding_targets(camera, batch['subgoal'].numpy()[:, position],
-                                 batch['subgoal_segment'].numpy(), maps)
+        else:
+            targets, target_maps = grounding_targets(
+                camera, batch['subgoal'].numpy()[:, position], batch['subgoal_segment'].numpy(),
+                maps)
+        if not peer_maps:
+            return targets, target_maps
+        if target_maps.ndim == 1:
+            targets, target_maps = targets[:, None], target_maps[:, None]
+        peers, peer_maps_of = peer_grounding_targets(
+            camera, batch['peer_positions'].numpy(), batch['peer_mask'].numpy(), maps)
+        return (np.concatenate([targets, peers], axis=1),
+                np.concatenate([target_maps, peer_maps_of], axis=1))
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16,
@@ -637,9 +670,11 @@ class Trainer:
                 total[0] += output.action_error.double() * weight
                 total[1] += weight
                 if 'grounding_targets' in inputs:
+                    # The peer maps spread over several objects: their peak is no answer.
+                    subgoal_maps = inputs['grounding_target_maps'].masked_fill(
+                        inputs['grounding_target_maps'] >= self._subgoal_maps, -1)
                     total[2:] += grounding_error_sum(
-                        output.grounding_positions, inputs['grounding_targets'],
-                        inputs['grounding_target_maps'])
+                        output.grounding_positions, inputs['grounding_targets'], subgoal_maps)
         finally:
             self.model.train()
         all_reduce_sum(total, self.dist)
