@@ -625,6 +625,23 @@ def test_word_factors_want_every_factor_where_a_plain_sum_takes_the_strongest_on
     assert plain_sum.argmax().item() == 0
 
 
+def test_and_maps_move_map_zero_to_where_the_last_maps_agree():
+    layer = modeling.GroundingMaps(channels=3, maps=3, hidden_size=4, and_maps=2)
+    layer.heat = torch.nn.Identity()  # the features are the maps' own logits
+    # Map 0 alone is flat; map 1 lights cells 0 and 1 (the named colour), map 2 cells 1 and 2
+    # (the named shape).
+    own = torch.tensor([[0.0, 0.0, 0.0], [5.0, 5.0, -5.0], [-5.0, 5.0, 5.0]])
+    logits, positions, _ = layer(own.view(1, 3, 1, 3))
+    assert logits[0, 0].argmax().item() == 1
+    assert positions[0, 0, 0].item() == pytest.approx(0.0, abs=0.05)
+    torch.testing.assert_close(logits[0, 1:], own[1:])  # the peer maps stay as they were
+    plain = modeling.GroundingMaps(channels=3, maps=3, hidden_size=4)
+    plain.heat = torch.nn.Identity()
+    torch.testing.assert_close(plain(own.view(1, 3, 1, 3))[0][0, 0], own[0])
+    with pytest.raises(ValueError, match='and_maps'):
+        modeling.GroundingMaps(channels=3, maps=2, hidden_size=4, and_maps=2)
+
+
 def test_a_model_with_grounding_word_queries_trains_and_reloads(tmp_path):
     torch.manual_seed(0)
     model = CustomVLAModel(grounding_config(grounding_maps=2,
@@ -662,3 +679,17 @@ def test_a_model_with_grounding_word_factors_trains_and_reloads(tmp_path):
     torch.testing.assert_close(got.grounding_positions, expected.grounding_positions)
     with pytest.raises(ValueError, match='grounding_word_factors'):
         grounding_config(grounding_word_factors=2)
+
+
+def test_a_model_with_grounding_and_maps_trains_and_checks_the_count(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(grounding_maps=4, grounding_and_maps=2)).train()
+    pixels, actions = make_batch(model.config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
+                grounding_targets=torch.zeros(2, 2), grounding_target_maps=torch.tensor([0, 0]))
+    out.loss.backward()
+    # Map 0's loss reaches the peer maps' head through their log-probabilities.
+    assert model.grounding.heat[-1].weight.grad[2:].abs().sum() > 0
+    with pytest.raises(ValueError, match='grounding_and_maps'):
+        grounding_config(grounding_maps=2, grounding_and_maps=2)

@@ -131,6 +131,10 @@ class CustomVLAConfig(PretrainedConfig):
       that many learnt queries and adds to every cell the sum of the log-sigmoids of its match
       with each: a soft AND (something orange *and* a block) meant to carry over to colour-shape
       pairs that training never showed (see ``WordFactorMatch``).
+    - ``grounding_and_maps``: when > 0, the last that many maps' log-probabilities add to map
+      0's logits, so map 0 peaks where they all agree (with the training config's
+      ``grounding_peer_groups`` [colour, shape]: on what is both of the named colour and of the
+      named shape).
     """
 
     model_type = 'humanoid_custom_vla'
@@ -171,6 +175,7 @@ class CustomVLAConfig(PretrainedConfig):
     grounding_loss_weight: float = 1.0
     grounding_word_queries: bool = False
     grounding_word_factors: int = 0
+    grounding_and_maps: int = 0
     grounding_stride: int = 8
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -248,6 +253,9 @@ class CustomVLAConfig(PretrainedConfig):
                                                and not self.grounding_maps):
             raise ValueError('grounding_word_factors must be >= 0, and above 0 only with '
                              f'grounding_maps > 0; got {self.grounding_word_factors}')
+        if not 0 <= self.grounding_and_maps < max(1, self.grounding_maps):
+            raise ValueError(f'grounding_and_maps must be >= 0 and below grounding_maps '
+                             f'({self.grounding_maps}), got {self.grounding_and_maps}')
         if self.grounding_stride not in GROUNDING_STRIDES:
             raise ValueError(f'grounding_stride must be one of {GROUNDING_STRIDES}, '
                              f'got {self.grounding_stride}')

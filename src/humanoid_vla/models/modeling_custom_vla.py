@@ -297,7 +297,9 @@ class GroundingMaps(nn.Module):
     FiLM by the mean lights up both, and only word order says which map wants which.  The
     queries start at zero, i.e. at the mean of the tokens.  ``word_queries=False`` leaves
     that match out; ``word_factors`` adds a :class:`WordFactorMatch` (both need
-    ``language_size``).
+    ``language_size``).  ``and_maps`` N > 0 adds to map 0's logits the log-probabilities of
+    the last N maps (trained to light up, e.g., every object of the named colour and every
+    object of the named shape): map 0 then peaks where they all agree.
 
     With ``fine_channels`` set the maps cover the stride-4 grid: the stride-8 logits, upsampled,
     plus a correction read from the stride-4 features beside the upsampled stride-8 ones.  A
@@ -311,7 +313,7 @@ class GroundingMaps(nn.Module):
     def __init__(self, channels: int, maps: int, hidden_size: int,
                  language_size: int | None = None, key_size: int = 64,
                  fine_channels: int | None = None, word_factors: int = 0,
-                 word_queries: bool = True) -> None:
+                 word_queries: bool = True, and_maps: int = 0) -> None:
         super().__init__()
         self.heat = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, maps, 1))
@@ -327,6 +329,9 @@ class GroundingMaps(nn.Module):
             self.word_keys = nn.Linear(language_size, key_size)
             self.word_values = nn.Linear(language_size, channels)
             self.cell_keys = nn.Conv2d(channels, channels, 1)
+        if not 0 <= and_maps < maps:
+            raise ValueError(f'and_maps must be in [0, {maps}), got {and_maps}')
+        self.and_maps = and_maps
         self.factor_match = None
         if word_factors:
             if not language_size:
@@ -361,6 +366,11 @@ class GroundingMaps(nn.Module):
         if self.refine is not None:
             logits, features = self._refined(logits.unflatten(2, features.shape[-2:]),
                                              features, fine)
+        if self.and_maps:
+            # Map 0 times the last maps' distributions: where all of them agree.
+            agreed = logits[:, -self.and_maps:].float().log_softmax(dim=-1).sum(dim=1)
+            logits = torch.cat([logits[:, :1] + agreed[:, None].to(logits.dtype),
+                                logits[:, 1:]], dim=1)
         height, width = features.shape[-2:]
         weights = logits.float().softmax(dim=-1).to(features.dtype)
         centres = grid_centres(height, width, features.device, features.dtype)
@@ -568,7 +578,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 config.language_hidden_size, fine_channels=(
                     self.vision.fine_width if config.grounding_stride == 4 else None),
                 word_factors=config.grounding_word_factors,
-                word_queries=config.grounding_word_queries)
+                word_queries=config.grounding_word_queries,
+                and_maps=config.grounding_and_maps)
         self.subgoal_head = None
         if config.subgoal_loss_weight > 0:
             self.subgoal_head = nn.Sequential(
