@@ -642,21 +642,33 @@ def test_and_maps_move_map_zero_to_where_the_last_maps_agree():
         modeling.GroundingMaps(channels=3, maps=2, hidden_size=4, and_maps=2)
 
 
-def test_a_model_with_grounding_word_queries_trains_and_reloads(tmp_path):
-    torch.manual_seed(0)
-    model = CustomVLAModel(grounding_config(grounding_maps=2,
-                                            grounding_word_queries=True)).train()
+def grounded_training_step(model, target_maps=(0, 1)):
+    """Run one training forward and backward with grounding targets; return its inputs."""
     pixels, actions = make_batch(model.config)
     tokens, mask = model.encode_instructions(INSTRUCTIONS)
     out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
-                grounding_targets=torch.zeros(2, 2), grounding_target_maps=torch.tensor([0, 1]))
+                grounding_targets=torch.zeros(2, 2),
+                grounding_target_maps=torch.tensor(target_maps))
     out.loss.backward()
-    assert model.grounding.queries.grad.abs().sum() > 0
+    return pixels, tokens, mask
+
+
+def assert_reload_keeps_grounding(model, tmp_path, pixels, tokens, mask):
+    """Save and reload ``model``; its grounding positions must come back the same."""
     model.eval().save_pretrained(tmp_path)
     reloaded = CustomVLAModel.from_pretrained(tmp_path).eval()
     expected = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
     got = reloaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
     torch.testing.assert_close(got.grounding_positions, expected.grounding_positions)
+
+
+def test_a_model_with_grounding_word_queries_trains_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(grounding_maps=2,
+                                            grounding_word_queries=True)).train()
+    pixels, tokens, mask = grounded_training_step(model)
+    assert model.grounding.queries.grad.abs().sum() > 0
+    assert_reload_keeps_grounding(model, tmp_path, pixels, tokens, mask)
     with pytest.raises(ValueError, match='grounding_word_queries needs grounding_maps'):
         grounding_config(grounding_word_queries=True)
 
@@ -666,17 +678,9 @@ def test_a_model_with_grounding_word_factors_trains_and_reloads(tmp_path):
     model = CustomVLAModel(grounding_config(grounding_maps=2,
                                             grounding_word_factors=2)).train()
     assert model.grounding.queries is None  # word factors without the single-query match
-    pixels, actions = make_batch(model.config)
-    tokens, mask = model.encode_instructions(INSTRUCTIONS)
-    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
-                grounding_targets=torch.zeros(2, 2), grounding_target_maps=torch.tensor([0, 1]))
-    out.loss.backward()
+    pixels, tokens, mask = grounded_training_step(model)
     assert model.grounding.factor_match.queries.grad.abs().sum() > 0
-    model.eval().save_pretrained(tmp_path)
-    reloaded = CustomVLAModel.from_pretrained(tmp_path).eval()
-    expected = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
-    got = reloaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
-    torch.testing.assert_close(got.grounding_positions, expected.grounding_positions)
+    assert_reload_keeps_grounding(model, tmp_path, pixels, tokens, mask)
     with pytest.raises(ValueError, match='grounding_word_factors'):
         grounding_config(grounding_word_factors=2)
 
@@ -684,11 +688,7 @@ def test_a_model_with_grounding_word_factors_trains_and_reloads(tmp_path):
 def test_a_model_with_grounding_and_maps_trains_and_checks_the_count(tmp_path):
     torch.manual_seed(0)
     model = CustomVLAModel(grounding_config(grounding_maps=4, grounding_and_maps=2)).train()
-    pixels, actions = make_batch(model.config)
-    tokens, mask = model.encode_instructions(INSTRUCTIONS)
-    out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions,
-                grounding_targets=torch.zeros(2, 2), grounding_target_maps=torch.tensor([0, 0]))
-    out.loss.backward()
+    grounded_training_step(model, target_maps=(0, 0))
     # Map 0's loss reaches the peer maps' head through their log-probabilities.
     assert model.grounding.heat[-1].weight.grad[2:].abs().sum() > 0
     with pytest.raises(ValueError, match='grounding_and_maps'):
