@@ -59,7 +59,7 @@ def test_annotation_stores_where_the_rebuilt_scene_puts_the_peers(env, tmp_path)
     for index, (seed, peers) in enumerate(zip(seeds, stored)):
         task = sample_task(seed, FAMILIES[index % 2])
         env.reset_task(task)
-        env.world.step(int(round(0.5 / env.world.timestep)))
+        env.world.settle()
         target = env.world.object_pose(task.target)[0]
         for group in ('colour', 'shape'):
             nearest = min(np.linalg.norm(np.array(p) - target) for p in peers[group])

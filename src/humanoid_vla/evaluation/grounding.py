@@ -32,7 +32,6 @@ import statistics
 from typing import Optional, Sequence
 
 from humanoid_vla.camera_projection import PinholeCamera
-from humanoid_vla.evaluation.rollout import SETTLE_SECONDS
 from humanoid_vla.evaluation.touch_diagnosis import classify_touch
 from humanoid_vla.policies.base import Observation
 from humanoid_vla.sim.catalog import SHAPES, split_name, words
@@ -152,7 +151,7 @@ def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
         for family in families:
             task = sample_task(seed, family, split)
             env.reset_task(task)
-            env.world.step(max(1, int(round(SETTLE_SECONDS / env.world.timestep))))
+            env.world.settle()
             seen = env.observe()
             positions = {name: env.world.object_pose(name)[0] for name in task.objects}
             report.scenes += 1

@@ -17,7 +17,6 @@ from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
 from humanoid_vla.sim.tasks import TaskSpec
 import numpy as np
 
-SETTLE_SECONDS = 0.5  # as vla-sim-record and vla-sim-evaluate wait after a reset
 # The server's per-tick limits (config/vla_server.yaml); the workspace is the simulation's.
 MAX_POSITION_STEP = 0.05
 MAX_ROTATION_STEP = 0.3
@@ -41,7 +40,7 @@ def roll_out(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor
         raise ValueError(f'substeps must be >= 1, got {substeps}')
     share = 1.0 / (env.control_hz * substeps)
     env.reset_task(task)
-    env.world.step(max(1, int(round(SETTLE_SECONDS / env.world.timestep))))
+    env.world.settle()
     act = make_actor(env, task)
     step = 0
     for step in range(1, max_steps + 1):

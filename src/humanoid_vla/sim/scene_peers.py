@@ -25,13 +25,12 @@ import json
 import re
 from typing import Optional, Sequence
 
+from humanoid_vla.data.dataset import PEERS_ATTRIBUTE
 from humanoid_vla.sim.catalog import split_name
 from humanoid_vla.sim.tasks import FAMILIES, sample_task, SPLITS, TaskSpec
 import numpy as np
 
-PEERS_ATTRIBUTE = 'grounding_peers'
 PEER_GROUPS = ('colour', 'shape')
-SETTLE_SECONDS = 0.5  # as vla-sim-record waits after a reset
 
 
 def peer_positions(task: TaskSpec, positions: dict[str, np.ndarray]) -> dict[str, list]:
@@ -71,7 +70,7 @@ def annotate(path: str, seed_start: int, families: Sequence[str] = FAMILIES,
                  for index, name in enumerate(names)]
         for name, task in zip(names, tasks):
             world.reset(task.seed, task)
-            world.step(max(1, int(round(SETTLE_SECONDS / world.timestep))))
+            world.settle()
             positions = {obj: np.asarray(world.object_pose(obj)[0]) for obj in task.objects}
             handle['data'][name].attrs[PEERS_ATTRIBUTE] = json.dumps(
                 peer_positions(task, positions))

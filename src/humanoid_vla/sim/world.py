@@ -20,6 +20,9 @@ import mujoco
 import numpy as np
 
 SETTLE_SECONDS = 0.2
+# vla-sim-record and vla-sim-evaluate wait this long after a reset (their --settle default)
+# before the first frame; the in-process tools let the scene rest as long.
+RECORDING_SETTLE_SECONDS = 0.5
 
 
 class SceneRequest(Protocol):
@@ -87,6 +90,10 @@ class TabletopWorld:
         """Advance the physics by n timesteps."""
         for _ in range(n):
             mujoco.mj_step(self.model, self.data)
+
+    def settle(self, seconds: float = RECORDING_SETTLE_SECONDS) -> None:
+        """Let a freshly reset scene rest as the recorder's wait after a reset does."""
+        self.step(max(1, int(round(seconds / self.timestep))))
 
     @property
     def timestep(self) -> float:

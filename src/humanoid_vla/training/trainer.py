@@ -548,8 +548,7 @@ class Trainer:
         if camera is None:
             return None
         position = self.config.subgoal_position_slice
-        peer_maps = len(self.config.grounding_peer_groups)
-        maps = self.model.config.grounding_maps - peer_maps
+        maps = self._subgoal_maps
         if 'segment_subgoals' in batch:
             targets, target_maps = segment_grounding_targets(
                 camera, batch['segment_subgoals'].numpy()[:, :, position],
@@ -558,7 +557,7 @@ class Trainer:
             targets, target_maps = grounding_targets(
                 camera, batch['subgoal'].numpy()[:, position], batch['subgoal_segment'].numpy(),
                 maps)
-        if not peer_maps:
+        if not self.config.grounding_peer_groups:
             return targets, target_maps
         if target_maps.ndim == 1:
             targets, target_maps = targets[:, None], target_maps[:, None]
