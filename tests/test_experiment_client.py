@@ -34,6 +34,9 @@ class ServiceHost:
     def close(self) -> None:
         self.executor.shutdown()
         self.thread.join(timeout=5.0)
+        self.close_unspun()
+
+    def close_unspun(self) -> None:
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
 
@@ -183,3 +186,36 @@ def test_a_stop_whose_answer_is_lost_is_sent_again_and_told_what_was_saved():
     finally:
         client.close()
         recorder.close()
+
+
+def test_waiting_for_connections_returns_once_both_ends_are_in_the_graph():
+    from std_msgs.msg import Float64
+    talker, listener = ServiceHost('connection_talker'), ServiceHost('connection_listener')
+    client = ExperimentClient('experiment_client_test')
+    topics = ['/experiment_client_test/a', '/experiment_client_test/b']
+    try:
+        for topic in topics:
+            talker.node.create_publisher(Float64, topic, 10)
+        listener.node.create_subscription(Float64, topics[0], lambda msg: None, 10)
+        # The listener is missing on one topic: the wait names it when it gives up.
+        with pytest.raises(TimeoutError, match='not connected on /experiment_client_test/b '):
+            client.wait_for_connections(topics, 'connection_talker', 'connection_listener',
+                                        timeout=1.0)
+        listener.node.create_subscription(Float64, topics[1], lambda msg: None, 10)
+        client.wait_for_connections(topics, 'connection_talker', 'connection_listener',
+                                    timeout=30.0)
+        checks = []
+
+        def alive():
+            checks.append(1)
+            raise RuntimeError('the talker died')
+
+        # A node that died ends the wait at once with the caller's error.
+        with pytest.raises(RuntimeError, match='the talker died'):
+            client.wait_for_connections(topics, 'connection_talker', 'nobody', timeout=30.0,
+                                        alive=alive)
+        assert checks == [1]
+    finally:
+        client.close()
+        talker.close_unspun()
+        listener.close_unspun()

@@ -18,7 +18,8 @@ Record scripted-expert demonstrations in the simulation through the real nodes.
     vla-sim-record --episodes 120 --out data/sim_demos --seed-start 0 --families touch,pick_place
 
 Starts the bridge (vla_sim_bridge, config/sim.yaml, real_time_factor 1) and the recorder
-(vla_collector, config/vla_collector.yaml, sample_rate_hz 10) and, for seed S, S+1, ...:
+(vla_collector, config/vla_collector.yaml, sample_rate_hz 10), waits until the graph shows the
+recorder subscribed to the bridge's camera, joint and command topics, and, for seed S, S+1, ...:
 resets the world (train split, families in turn), starts an episode with the instruction the
 world was set up for, lets the bridge's scripted expert drive the robot over the command topics,
 and stops the episode with the expert's success. Writes <out>/<name>.hdf5 and validates it
@@ -72,6 +73,15 @@ def recorded_episodes(dataset: pathlib.Path) -> int:
         return len(handle['data']) if 'data' in handle else 0
 
 
+def recorded_topics(config: pathlib.Path = CONFIG / 'vla_collector.yaml') -> list:
+    """Return the topics the recorder takes from the bridge: cameras, joints, hand commands."""
+    import yaml
+    with open(config, encoding='utf-8') as handle:
+        parameters = yaml.safe_load(handle)['vla_collector']['ros__parameters']
+    return [*parameters['camera_topics'], parameters['joint_states_topic'],
+            parameters['right_hand_pose_topic'], parameters['right_gripper_topic']]
+
+
 def record(args: argparse.Namespace) -> dict:
     """Record the episodes; return a summary dict (also printed)."""
     from humanoid_interfaces.srv import ResetSimulation, StartEpisode
@@ -100,6 +110,8 @@ def record(args: argparse.Namespace) -> dict:
                               ('/vla_collector/discard_episode', Trigger),
                               ('/vla_collector/stop_episode', SetBool)):
                 client.wait_for_service(srv, name, timeout=120.0, alive=nodes.check_alive)
+            client.wait_for_connections(recorded_topics(), 'vla_sim', 'vla_collector',
+                                        timeout=120.0, alive=nodes.check_alive)
             for index in range(args.episodes):
                 nodes.check_alive()
                 seed, family, reset = client.reset_for_episode(args, index)

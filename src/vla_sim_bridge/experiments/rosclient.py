@@ -25,7 +25,7 @@ done callback, so no result is read from a racing thread.
 import os
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import rclpy
 from rclpy.action import ActionClient
@@ -120,6 +120,37 @@ class ExperimentClient:
                 alive()
             if time.monotonic() > deadline:
                 raise TimeoutError(f'service {name} not available after {timeout:.0f} s')
+
+    def wait_for_connections(self, topics: Sequence[str], publisher: str, subscriber: str,
+                             timeout: float = 60.0, alive=None) -> None:
+        """
+        Wait until the graph shows ``publisher`` and ``subscriber`` on every topic.
+
+        ``publisher`` and ``subscriber`` are node names; ``alive()`` (if given) may raise when
+        a node died.  A node's services can answer before its subscriptions are discovered: on
+        a loaded machine a recorder started an episode that way and received one frame of it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = [topic for topic in topics
+                       if not self._has_endpoint(topic, publisher, publishing=True)
+                       or not self._has_endpoint(topic, subscriber, publishing=False)]
+            if not missing:
+                return
+            if alive is not None:
+                alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'{publisher} -> {subscriber} not connected on '
+                                   f'{", ".join(missing)} after {timeout:.0f} s')
+            time.sleep(0.1)
+
+    def _has_endpoint(self, topic: str, node_name: str, publishing: bool) -> bool:
+        """Whether the graph lists node ``node_name`` as a publisher (or subscriber) of topic."""
+        if publishing:
+            endpoints = self.node.get_publishers_info_by_topic(topic)
+        else:
+            endpoints = self.node.get_subscriptions_info_by_topic(topic)
+        return any(endpoint.node_name == node_name for endpoint in endpoints)
 
     def call(self, srv_type, name: str, request, timeout: float = 60.0, attempts: int = 1):
         """
