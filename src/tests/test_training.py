@@ -418,6 +418,14 @@ def test_grounding_peer_groups_train_the_last_maps_and_stay_out_of_the_error(tmp
     with pytest.raises(TrainingConfigError, match='distinct'):
         make_config(path, tmp_path / 'b', model=model, subgoal_part='right_gripper',
                     grounding_camera=DOWN_CAMERA, grounding_peer_groups=['colour', 'colour'])
+    # The map that sees only pixel colours (the first AND map, map 2) must learn the colours.
+    pixel_model = {**model, 'grounding_and_maps': 2, 'grounding_pixel_maps': 1}
+    make_config(path, tmp_path / 'c', model=pixel_model, subgoal_part='right_gripper',
+                grounding_camera=DOWN_CAMERA, grounding_peer_groups=['colour', 'shape'])
+    for groups in (['shape', 'colour'], []):
+        with pytest.raises(TrainingConfigError, match='grounding map 2 sees only pixel colours'):
+            make_config(path, tmp_path / 'd', model=pixel_model, subgoal_part='right_gripper',
+                        grounding_camera=DOWN_CAMERA, grounding_peer_groups=groups)
 
 
 def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_path):

@@ -135,6 +135,11 @@ class CustomVLAConfig(PretrainedConfig):
       0's logits, so map 0 peaks where they all agree (with the training config's
       ``grounding_peer_groups`` [colour, shape]: on what is both of the named colour and of the
       named shape).
+    - ``grounding_pixel_maps``: the first that many of those last maps (at most
+      ``grounding_and_maps``) take their logits from the colour of each cell's pixels alone
+      (``PixelColourMatch``: 1x1 convolutions ``grounding_pixel_width`` wide, scored against
+      the instruction), so a map trained to find "every orange object" cannot prefer the
+      orange shape it was trained on to an unseen one.
     """
 
     model_type = 'humanoid_custom_vla'
@@ -176,6 +181,8 @@ class CustomVLAConfig(PretrainedConfig):
     grounding_word_queries: bool = False
     grounding_word_factors: int = 0
     grounding_and_maps: int = 0
+    grounding_pixel_maps: int = 0
+    grounding_pixel_width: int = 16
     grounding_stride: int = 8
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -256,6 +263,12 @@ class CustomVLAConfig(PretrainedConfig):
         if not 0 <= self.grounding_and_maps < max(1, self.grounding_maps):
             raise ValueError(f'grounding_and_maps must be >= 0 and below grounding_maps '
                              f'({self.grounding_maps}), got {self.grounding_and_maps}')
+        if not 0 <= self.grounding_pixel_maps <= self.grounding_and_maps:
+            raise ValueError(f'grounding_pixel_maps must be >= 0 and at most grounding_and_maps '
+                             f'({self.grounding_and_maps}), got {self.grounding_pixel_maps}')
+        if self.grounding_pixel_width < 1:
+            raise ValueError(
+                f'grounding_pixel_width must be >= 1, got {self.grounding_pixel_width}')
         if self.grounding_stride not in GROUNDING_STRIDES:
             raise ValueError(f'grounding_stride must be one of {GROUNDING_STRIDES}, '
                              f'got {self.grounding_stride}')

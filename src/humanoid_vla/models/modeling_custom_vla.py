@@ -283,6 +283,56 @@ class WordFactorMatch(nn.Module):
         return nn.functional.logsigmoid(match.float()).sum(dim=2).to(features.dtype)
 
 
+class PixelColourMatch(nn.Module):
+    """
+    Logits from the colour of the pixels in each cell, blind to shape: for maps of a colour.
+
+    A map read from the shared feature grid sees colour and shape together; one trained on
+    orange cups put more mass on the orange cup than on an orange block it never saw (session
+    21).  This path looks at one pixel at a time (1x1 convolutions), so it cannot tell a cup
+    from a block; each cell keeps the mean and the maximum of its pixels' colour features,
+    scored against the instruction's words pooled by a learnt query per map (zero at the start:
+    the mean of the tokens).
+    """
+
+    def __init__(self, maps: int, language_size: int, width: int = 16,
+                 key_size: int = 64) -> None:
+        super().__init__()
+        self.colour = nn.Sequential(nn.Conv2d(3, width, 1), nn.GELU(), nn.Conv2d(width, width, 1))
+        self.queries = nn.Parameter(torch.zeros(maps, key_size))
+        self.word_keys = nn.Linear(language_size, key_size)
+        self.word_values = nn.Linear(language_size, 2 * width)
+
+    def forward(self, pixels: torch.Tensor, grid: tuple[int, int], words: torch.Tensor,
+                word_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Return ``(B, maps, H*W)`` for normalised ``pixels`` and the ``grid`` (H, W)."""
+        cell = pixels.shape[-1] // grid[1]
+        if pixels.shape[-2] != grid[0] * cell or pixels.shape[-1] != grid[1] * cell:
+            raise ValueError(f'pixels {tuple(pixels.shape[-2:])} do not split into {grid} cells')
+        colour = self.colour(pixels)
+        cells = torch.cat([nn.functional.avg_pool2d(colour, cell),
+                           nn.functional.max_pool2d(colour, cell)], dim=1).flatten(2)
+        words = words.to(pixels.device, pixels.dtype)
+        scores = torch.einsum('blk,mk->bml', self.word_keys(words), self.queries)
+        if word_mask is not None:
+            real = word_mask.to(device=scores.device, dtype=torch.bool)[:, None, :]
+            scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
+        pooled = scores.float().softmax(dim=-1).to(words.dtype) @ self.word_values(words)
+        return pooled @ cells
+
+    def reset_colour_path(self) -> None:
+        """
+        Give the colour convolutions PyTorch's default initialisation.
+
+        The transformers initialisation (std 0.02) leaves two stacked 1x1 convolutions with
+        outputs near 1e-3 and their product with the pooled words near 1e-5: the map would
+        start dead and barely learn.
+        """
+        for layer in self.colour:
+            if isinstance(layer, nn.Conv2d):
+                layer.reset_parameters()
+
+
 class GroundingMaps(nn.Module):
     """
     Heat maps over the instruction-modulated feature grid: where is what the instruction names.
@@ -299,7 +349,9 @@ class GroundingMaps(nn.Module):
     that match out; ``word_factors`` adds a :class:`WordFactorMatch` (both need
     ``language_size``).  ``and_maps`` N > 0 adds to map 0's logits the log-probabilities of
     the last N maps (trained to light up, e.g., every object of the named colour and every
-    object of the named shape): map 0 then peaks where they all agree.
+    object of the named shape): map 0 then peaks where they all agree.  ``pixel_maps`` P > 0
+    takes the first P of those last N maps from a :class:`PixelColourMatch` instead, which
+    sees colour but no shape (they then need ``language_size`` and the pixels).
 
     With ``fine_channels`` set the maps cover the stride-4 grid: the stride-8 logits, upsampled,
     plus a correction read from the stride-4 features beside the upsampled stride-8 ones.  A
@@ -313,8 +365,10 @@ class GroundingMaps(nn.Module):
     def __init__(self, channels: int, maps: int, hidden_size: int,
                  language_size: int | None = None, key_size: int = 64,
                  fine_channels: int | None = None, word_factors: int = 0,
-                 word_queries: bool = True, and_maps: int = 0) -> None:
+                 word_queries: bool = True, and_maps: int = 0, pixel_maps: int = 0,
+                 pixel_width: int = 16) -> None:
         super().__init__()
+        self.maps = maps
         self.heat = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, maps, 1))
         self.refine = None
@@ -332,6 +386,14 @@ class GroundingMaps(nn.Module):
         if not 0 <= and_maps < maps:
             raise ValueError(f'and_maps must be in [0, {maps}), got {and_maps}')
         self.and_maps = and_maps
+        if not 0 <= pixel_maps <= and_maps:
+            raise ValueError(f'pixel_maps must be in [0, and_maps={and_maps}], got {pixel_maps}')
+        self.colour_match = None
+        if pixel_maps:
+            if not language_size:
+                raise ValueError('pixel_maps need language_size')
+            self.colour_match = PixelColourMatch(pixel_maps, language_size, pixel_width,
+                                                 key_size)
         self.factor_match = None
         if word_factors:
             if not language_size:
@@ -345,6 +407,7 @@ class GroundingMaps(nn.Module):
         words: torch.Tensor | None = None,
         word_mask: torch.Tensor | None = None,
         fine: torch.Tensor | None = None,
+        pixels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Return logits ``(B, M, H*W)``, positions ``(B, M, 2)`` and tokens ``(B, M, hidden)``.
@@ -352,13 +415,18 @@ class GroundingMaps(nn.Module):
         ``features`` is the ``(B, C, H, W)`` feature map; ``words`` ``(B, L, Hl)`` the
         instruction's token states with ``word_mask`` ``(B, L)`` (True = real token), required
         exactly when the maps were built with ``language_size``; ``fine`` the stride-4 map,
-        required exactly when they were built with ``fine_channels`` (then H, W are its own).
+        required exactly when they were built with ``fine_channels`` (then H, W are its own);
+        ``pixels`` the normalised image, required exactly when they have ``pixel_maps``.
         """
         logits = self.heat(features).flatten(2)
-        if (self.queries is None and self.factor_match is None) != (words is None):
+        uses_words = (self.queries is not None or self.factor_match is not None
+                      or self.colour_match is not None)
+        if uses_words != (words is not None):
             raise ValueError('words must be given exactly when the maps have language_size')
         if (self.refine is None) != (fine is None):
             raise ValueError('fine must be given exactly when the maps have fine_channels')
+        if (self.colour_match is None) != (pixels is None):
+            raise ValueError('pixels must be given exactly when the maps have pixel_maps')
         if self.queries is not None:
             logits = logits + self._word_match(features, words, word_mask)
         if self.factor_match is not None:
@@ -366,6 +434,12 @@ class GroundingMaps(nn.Module):
         if self.refine is not None:
             logits, features = self._refined(logits.unflatten(2, features.shape[-2:]),
                                              features, fine)
+        if self.colour_match is not None:
+            first = self.maps - self.and_maps
+            colour = self.colour_match(pixels, features.shape[-2:], words, word_mask)
+            last = first + colour.shape[1]
+            logits = torch.cat([logits[:, :first], colour.to(logits.dtype), logits[:, last:]],
+                               dim=1)
         if self.and_maps:
             # Map 0 times the last maps' distributions: where all of them agree.
             agreed = logits[:, -self.and_maps:].float().log_softmax(dim=-1).sum(dim=1)
@@ -497,6 +571,8 @@ class CustomVLAPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Initialise Linear/LayerNorm/attention the transformers way, plus our own buffers."""
         super()._init_weights(module)
+        if isinstance(module, PixelColourMatch):
+            module.reset_colour_path()
         if isinstance(module, PixelNormalizer):
             init.copy_(module.mean, torch.tensor(CLIP_MEAN).view(1, 3, 1, 1))
             init.copy_(module.std, torch.tensor(CLIP_STD).view(1, 3, 1, 1))
@@ -579,7 +655,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                     self.vision.fine_width if config.grounding_stride == 4 else None),
                 word_factors=config.grounding_word_factors,
                 word_queries=config.grounding_word_queries,
-                and_maps=config.grounding_and_maps)
+                and_maps=config.grounding_and_maps, pixel_maps=config.grounding_pixel_maps,
+                pixel_width=config.grounding_pixel_width)
         self.subgoal_head = None
         if config.subgoal_loss_weight > 0:
             self.subgoal_head = nn.Sequential(
@@ -799,14 +876,17 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
         grounding_logits = grounding_positions = None
         if self.grounding is not None:
-            words = None
-            if self.config.grounding_word_queries or self.config.grounding_word_factors:
+            words = pixels = None
+            if (self.config.grounding_word_queries or self.config.grounding_word_factors
+                    or self.config.grounding_pixel_maps):
                 words = instruction_embeddings
+            if self.config.grounding_pixel_maps:
+                pixels = self.pixel_normalizer(pixel_values.to(feature_map.dtype))
             if self.config.grounding_stride == 8:
                 fine_map = None
             grounding_grid = tuple((feature_map if fine_map is None else fine_map).shape[-2:])
             grounding_logits, grounding_positions, grounding_tokens = self.grounding(
-                feature_map, words, attention_mask, fine_map)
+                feature_map, words, attention_mask, fine_map, pixels)
             vision_tokens = torch.cat([grounding_tokens, vision_tokens], dim=1)
         pooled = self.pool(vision_tokens, proprio_features)
         head = self.action_head(pooled)

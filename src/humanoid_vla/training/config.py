@@ -245,6 +245,7 @@ class TrainingConfig:
                 f'grounding_peer_groups take the last {len(groups)} grounding maps and the '
                 f'subgoals need at least one more: grounding_maps is '
                 f'{model_config.grounding_maps}')
+        self._check_pixel_maps(model_config)
         if self.grounding_upcoming and self.grounding_camera is None:
             raise TrainingConfigError(
                 'grounding_upcoming needs grounding_maps and grounding_camera')
@@ -259,6 +260,17 @@ class TrainingConfig:
                 self.camera
             except CameraCalibrationError as err:
                 raise TrainingConfigError(f'grounding_camera: {err}') from err
+
+    def _check_pixel_maps(self, model_config: CustomVLAConfig) -> None:
+        """Check that the maps which see only pixel colours are trained on the colour group."""
+        maps, groups = model_config.grounding_maps, self.grounding_peer_groups
+        first = maps - model_config.grounding_and_maps
+        for index in range(first, first + model_config.grounding_pixel_maps):
+            group = index - (maps - len(groups))
+            if group < 0 or groups[group] != 'colour':
+                raise TrainingConfigError(
+                    f'grounding map {index} sees only pixel colours (grounding_pixel_maps): '
+                    f'grounding_peer_groups must train it on colour, got {groups!r}')
 
     def paraphrase_table(self) -> ParaphraseTable | None:
         """Return the instruction paraphrases of training (None when not configured)."""
