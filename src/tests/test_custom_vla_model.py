@@ -307,6 +307,12 @@ def test_grounding_maps_cover_the_grid_of_their_stride_and_reload(stride, tmp_pa
     side = model.config.image_size // stride
     assert grids == [(2, 2, side * side)]
     assert expected.grounding_loss > 0 and expected.grounding_positions.shape == (2, 2, 2)
+    maps = expected.grounding_probabilities
+    assert maps.shape == (2, 2, side, side)
+    torch.testing.assert_close(maps.sum(dim=(-2, -1)), torch.ones(2, 2))
+    # The positions are the maps' expected cell centres.
+    centres = modeling.grid_centres(side, side)
+    torch.testing.assert_close(maps.flatten(2) @ centres, expected.grounding_positions)
     model.save_pretrained(tmp_path)
     reloaded = CustomVLAModel.from_pretrained(tmp_path).eval()
     assert reloaded.config.grounding_stride == stride

@@ -5,8 +5,8 @@ import os
 
 from humanoid_vla.actions import ActionSpec
 from humanoid_vla.checkpoint import save_untrained_checkpoint
-from humanoid_vla.evaluation.grounding import (format_summary, named_candidates, nearest_object,
-                                               probe, reworded)
+from humanoid_vla.evaluation.grounding import (format_summary, mass_near, named_candidates,
+                                               nearest_object, peer_groups_of, probe, reworded)
 from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies.base import Observation
 from humanoid_vla.sim.catalog import split_name, words
@@ -85,6 +85,45 @@ class TakesTheColourLookAlike(ReadsTheInstruction):
         if not look_alikes:
             return named
         return np.concatenate([self.env.world.object_pose(look_alikes[0])[0], [0, 0, 0, 1, 0]])
+
+
+class PeerMapsPreferLookAlikes(SeesTheNamedObject):
+    """Colour map on the other objects of the named colour, shape map on the named object."""
+
+    side = 14
+
+    def predict_grounding_maps(self, observation):
+        named = self.predict_subgoal(observation)[:3]
+        camera = self.env.world.camera_in_base()
+        maps = np.zeros((4, self.side, self.side))
+        target = min(self.env.world.object_names(), key=lambda name: np.linalg.norm(
+            self.env.world.object_pose(name)[0] - named))
+        for name in self.env.world.object_names():
+            u, v = camera.project(self.env.world.object_pose(name)[0])
+            cell = (int((v + 1) / 2 * self.side), int((u + 1) / 2 * self.side))
+            if name == target:
+                maps[3][cell] = 1.0
+            elif split_name(name)[0] == split_name(target)[0]:
+                maps[2][cell] += 1.0
+        maps[2] /= max(maps[2].sum(), 1.0)
+        return maps
+
+
+def test_mass_near_counts_the_cells_within_the_radius():
+    probabilities = np.zeros((4, 4))
+    probabilities[1, 2] = 0.5  # centre (0.25, -0.25)
+    probabilities[1, 3] = 0.25  # one cell to the right
+    probabilities[3, 0] = 0.25  # far away
+    assert mass_near(probabilities, np.array([0.25, -0.25])) == pytest.approx(0.75)
+    assert mass_near(probabilities, np.array([0.25, -0.25]), radius_cells=0.5) == 0.5
+    assert mass_near(probabilities, np.array([-0.75, 0.75])) == pytest.approx(0.25)
+
+
+def test_peer_groups_come_from_the_checkpoints_training_config(tmp_path):
+    assert peer_groups_of(str(tmp_path)) == []
+    (tmp_path / 'training_args.json').write_text(
+        '{"config": {"grounding_peer_groups": ["colour", "shape"]}}')
+    assert peer_groups_of(str(tmp_path)) == ['colour', 'shape']
 
 
 def test_candidates_leave_out_the_place_reference_and_what_cannot_be_picked():
@@ -202,5 +241,24 @@ def test_a_checkpoint_with_grounding_maps_is_probed_through_its_first_map(env, t
     env.reset_task(sample_task(SEEDS[0], 'touch'))
     grounding = policy.predict_grounding(Observation(env.observe()['image'], 'touch the cup'))
     assert grounding.shape == (2, 2) and np.all(np.abs(grounding) <= 1.0)
+    maps = policy.predict_grounding_maps(Observation(env.observe()['image'], 'touch the cup'))
+    assert maps.shape == (2, 4, 4) and np.allclose(maps.sum(axis=(1, 2)), 1.0)
     plain = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'plain', spec, small_config()))
     assert plain.predict_grounding(Observation(env.observe()['image'], 'touch the cup')) is None
+
+
+@needs_rendering
+def test_peer_maps_are_measured_on_the_named_object_and_its_look_alikes(env):
+    seeds = range(20000, 20008)
+    summary = probe(PeerMapsPreferLookAlikes(env), env, seeds, ('touch',), split='novel',
+                    peer_groups=['colour', 'shape']).summary()
+    peer_maps = summary['peer_maps']
+    assert {'trained colour', 'trained shape', 'held_out colour'} <= set(peer_maps)
+    colour, shape = peer_maps['trained colour'], peer_maps['trained shape']
+    assert colour['queries'] > 0 and colour['target'] < 0.1 < colour['others']
+    assert shape['target'] > 0.9 and shape['others'] < 0.1
+    assert 'peer map colour held-out pairs: median mass' in format_summary('s', summary)
+    assert 'peer_maps' not in probe(PeerMapsPreferLookAlikes(env), env, seeds[:1],
+                                    ('touch',)).summary()
+    with pytest.raises(ValueError, match='not among'):
+        probe(PeerMapsPreferLookAlikes(env), env, seeds[:1], peer_groups=['size'])

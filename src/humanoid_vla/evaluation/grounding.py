@@ -19,6 +19,12 @@ there. Queries that name a held-out colour-shape pair (novel split) get a row of
 (``held_out``), with how many of its misses landed on an object of the named colour or shape:
 that is where a model that binds "orange" to the orange cup it was trained on goes.
 
+For a checkpoint trained with ``grounding_peer_groups`` (its last maps light up every object of
+the named colour, of the named shape), ``peer_maps`` says how much of each such map lies within
+1.5 grid cells of the named object and of each other object of its colour (shape): medians,
+for trained and for held-out pairs.  A colour map that binds "orange" to the cup puts less on
+an unseen orange block than on the orange cup beside it.
+
 In-process and ROS-free (rendering needs MUJOCO_GL): one scene costs a render and one forward
 pass per named object, so two checkpoints are compared in about a minute here, where the closed
 loop takes minutes per pair of episodes and its success counts are noisy at 20 per cell.
@@ -28,6 +34,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+import json
+import pathlib
 import statistics
 from typing import Optional, Sequence
 
@@ -59,6 +67,29 @@ def nearest_object(point: np.ndarray, positions: dict[str, np.ndarray]) -> str:
     return min(positions, key=lambda name: float(np.linalg.norm(positions[name][:2] - point[:2])))
 
 
+PEER_RADIUS_CELLS = 1.5  # what counts as "on" an object: about 6 cm of table at stride 8
+PEER_GROUP_PART = {'colour': 0, 'shape': 1}  # which part of split_name() a group shares
+
+
+def mass_near(probabilities: np.ndarray, uv: np.ndarray,
+              radius_cells: float = PEER_RADIUS_CELLS) -> float:
+    """Return how much of a map ``(H, W)`` lies within ``radius_cells`` of image point ``uv``."""
+    height, width = probabilities.shape
+    columns = ((np.arange(width) + 0.5) / width * 2.0 - 1.0 - uv[0]) * width / 2.0
+    rows = ((np.arange(height) + 0.5) / height * 2.0 - 1.0 - uv[1]) * height / 2.0
+    near = rows[:, None] ** 2 + columns[None, :] ** 2 <= radius_cells ** 2
+    return float(probabilities[near].sum())
+
+
+def peer_groups_of(checkpoint: str) -> list[str]:
+    """Return the ``grounding_peer_groups`` a checkpoint was trained with ([] if none)."""
+    path = pathlib.Path(checkpoint) / 'training_args.json'
+    if not path.exists():
+        return []
+    config = json.loads(path.read_text()).get('config', {})
+    return list(config.get('grounding_peer_groups') or [])
+
+
 @dataclass
 class GroundingReport:
     """Hits per task family, and how far the answers were from the named objects."""
@@ -73,6 +104,9 @@ class GroundingReport:
     # candidates) and what its answer was nearest (classify_touch's outcomes).
     held_out_chances: list[float] = field(default_factory=list)
     held_out_outcomes: dict[str, int] = field(default_factory=dict)
+    # (pairs, group) -> the named object's share of that peer map, and each look-alike's.
+    peer_target_mass: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    peer_other_mass: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
     def add(self, family: str, hit: bool, error_m: float, to_reference: bool = False) -> None:
         """Count one query."""
@@ -85,6 +119,12 @@ class GroundingReport:
         """Count one query that named a held-out pair, answered nearest ``outcome``."""
         self.held_out_chances.append(1.0 / candidates)
         self.held_out_outcomes[outcome] = self.held_out_outcomes.get(outcome, 0) + 1
+
+    def add_peer_mass(self, pairs: str, group: str, target: float,
+                      others: Sequence[float]) -> None:
+        """Count one query's peer map ``group``: its mass on the named object and look-alikes."""
+        self.peer_target_mass.setdefault((pairs, group), []).append(target)
+        self.peer_other_mass.setdefault((pairs, group), []).extend(others)
 
     def summary(self) -> dict[str, object]:
         """Return hit rates per family and overall, with chance and the median error."""
@@ -110,6 +150,12 @@ class GroundingReport:
                 'chance': statistics.fmean(self.held_out_chances),
                 'same_colour': outcomes.get('same_colour_first', 0),
                 'same_shape': outcomes.get('same_shape_first', 0)}
+        if self.peer_target_mass:
+            result['peer_maps'] = {
+                f'{pairs} {group}': {
+                    'queries': len(targets), 'target': statistics.median(targets),
+                    'others': statistics.median(self.peer_other_mass[(pairs, group)])}
+                for (pairs, group), targets in sorted(self.peer_target_mass.items())}
         return result
 
 
@@ -142,9 +188,32 @@ def answer_point(policy, observation: Observation, answer: str = 'auto',
     return np.asarray(policy.predict(observation)[-1][:3], dtype=float)
 
 
+def record_peer_mass(report: GroundingReport, maps: np.ndarray, groups: Sequence[str],
+                     name: str, image_positions: dict[str, np.ndarray]) -> None:
+    """Count the last ``len(groups)`` maps' mass on ``name`` and on each object sharing a group."""
+    pairs = 'held_out' if split_name(name) in HELD_OUT else 'trained'
+    for offset, group in enumerate(groups):
+        part = PEER_GROUP_PART[group]
+        peer_map = maps[len(maps) - len(groups) + offset]
+        others = [other for other in image_positions if other != name
+                  and split_name(other)[part] == split_name(name)[part]]
+        if others:
+            report.add_peer_mass(pairs, group, mass_near(peer_map, image_positions[name]),
+                                 [mass_near(peer_map, image_positions[o]) for o in others])
+
+
 def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
-          split: str = 'train', answer: str = 'auto') -> GroundingReport:
-    """Probe ``policy`` on the first frame of each (seed, family) scene of ``env``."""
+          split: str = 'train', answer: str = 'auto',
+          peer_groups: Sequence[str] = ()) -> GroundingReport:
+    """
+    Probe ``policy`` on the first frame of each (seed, family) scene of ``env``.
+
+    ``peer_groups`` (e.g. ``['colour', 'shape']``, the checkpoint's ``grounding_peer_groups``)
+    also measures its peer maps (see the module docstring).
+    """
+    unknown = sorted(set(peer_groups) - set(PEER_GROUP_PART))
+    if unknown:
+        raise ValueError(f'peer groups {unknown} are not among {sorted(PEER_GROUP_PART)}')
     camera = env.world.camera_in_base()
     report = GroundingReport()
     for seed in seeds:
@@ -154,6 +223,8 @@ def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
             env.world.settle()
             seen = env.observe()
             positions = {name: env.world.object_pose(name)[0] for name in task.objects}
+            image_positions = {name: camera.project(position)
+                               for name, position in positions.items()}
             report.scenes += 1
             report.scene_counts[family] = report.scene_counts.get(family, 0) + 1
             candidates = named_candidates(task)
@@ -166,6 +237,9 @@ def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
                 report.add(family, nearest == name, error, nearest == task.reference)
                 if split_name(name) in HELD_OUT:
                     report.add_held_out(classify_touch(name, [nearest]), len(candidates))
+                if peer_groups:
+                    record_peer_mass(report, policy.predict_grounding_maps(observation),
+                                     peer_groups, name, image_positions)
     return report
 
 
@@ -173,6 +247,8 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
     """Return one line per family: hits / queries (rate) against chance."""
     lines = [label]
     for key, cell in summary.items():
+        if key == 'peer_maps':
+            continue
         line = (f'  {key:<10} {cell["hits"]:4d} / {cell["queries"]:<4d} '
                 f'= {cell["hit_rate"]:6.1%}  (chance {cell["chance"]:.1%})')
         if cell.get('to_reference'):
@@ -183,6 +259,11 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
         if cell.get('median_error_m') is not None:
             line += f'  median xy error {100 * cell["median_error_m"]:.1f} cm'
         lines.append(line)
+    for key, cell in summary.get('peer_maps', {}).items():
+        pairs, group = key.split()
+        lines.append(f'  peer map {group:<6} {pairs.replace("_", "-")} pairs: median mass '
+                     f'{cell["target"]:.2f} on the named object, {cell["others"]:.2f} on each '
+                     f'other of its {group} ({cell["queries"]} queries)')
     return '\n'.join(lines)
 
 
@@ -223,7 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         for checkpoint in args.checkpoints:
             report = probe(CustomVLAPolicy(checkpoint), env, seeds, families, args.split,
-                           args.answer)
+                           args.answer, peer_groups_of(checkpoint))
             print(format_summary(f'{checkpoint} ({args.split} split, seeds {seeds.start}-'
                                  f'{seeds.stop - 1})', report.summary()), flush=True)
     finally:

@@ -62,7 +62,9 @@ class CustomVLAOutput(ModelOutput):
     the weighted subgoal loss when the model has a subgoal head and subgoal targets were
     given, and the weighted grounding loss when it has grounding maps and their targets were
     given.  ``grounding_positions`` is
-    ``(B, grounding_maps, 2)``: where each map peaks, in normalised image coordinates.
+    ``(B, grounding_maps, 2)``: where each map peaks, in normalised image coordinates;
+    ``grounding_probabilities`` ``(B, grounding_maps, H, W)`` the maps themselves (each sums
+    to 1 over its grid), for probes that ask how much of a map lies on each object.
     """
 
     loss: torch.Tensor | None = None
@@ -72,6 +74,7 @@ class CustomVLAOutput(ModelOutput):
     predicted_subgoal: torch.Tensor | None = None
     grounding_loss: torch.Tensor | None = None
     grounding_positions: torch.Tensor | None = None
+    grounding_probabilities: torch.Tensor | None = None
 
 
 class PixelNormalizer(nn.Module):
@@ -874,7 +877,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         if self.keypoints is not None:
             keypoints = self.keypoint_proj(self.keypoints(feature_map))
             vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
-        grounding_logits = grounding_positions = None
+        grounding_logits = grounding_positions = grounding_probabilities = None
         if self.grounding is not None:
             words = pixels = None
             if (self.config.grounding_word_queries or self.config.grounding_word_factors
@@ -888,6 +891,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             grounding_logits, grounding_positions, grounding_tokens = self.grounding(
                 feature_map, words, attention_mask, fine_map, pixels)
             vision_tokens = torch.cat([grounding_tokens, vision_tokens], dim=1)
+            grounding_probabilities = grounding_logits.float().softmax(dim=-1).unflatten(
+                -1, grounding_grid)
         pooled = self.pool(vision_tokens, proprio_features)
         head = self.action_head(pooled)
         action_logits = None
@@ -919,7 +924,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         return CustomVLAOutput(loss=loss, predicted_actions=predicted, action_loss=action_loss,
                                action_error=action_error,
                                predicted_subgoal=subgoal, grounding_loss=grounding_loss,
-                               grounding_positions=grounding_positions)
+                               grounding_positions=grounding_positions,
+                               grounding_probabilities=grounding_probabilities)
 
     def _film_context(
         self,

@@ -148,6 +148,13 @@ class CustomVLAPolicy(Policy):
             return None
         return positions[0].float().cpu().numpy().astype(np.float64)
 
+    def predict_grounding_maps(self, observation: Observation) -> np.ndarray | None:
+        """Return the grounding maps ``(maps, H, W)``, each summing to 1, or None."""
+        maps = self._forward(observation).grounding_probabilities
+        if maps is None:
+            return None
+        return maps[0].float().cpu().numpy().astype(np.float64)
+
     def _forward(self, observation: Observation):
         """Run the model on one observation; return its CustomVLAOutput."""
         validate_observation(observation, proprio_dim=self.proprio_dim)
