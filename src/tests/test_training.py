@@ -420,8 +420,11 @@ def test_grounding_peer_groups_train_the_last_maps_and_stay_out_of_the_error(tmp
                     grounding_camera=DOWN_CAMERA, grounding_peer_groups=['colour', 'colour'])
     # The map that sees only pixel colours (the first AND map, map 2) must learn the colours.
     pixel_model = {**model, 'grounding_and_maps': 2, 'grounding_pixel_maps': 1}
-    make_config(path, tmp_path / 'c', model=pixel_model, subgoal_part='right_gripper',
-                grounding_camera=DOWN_CAMERA, grounding_peer_groups=['colour', 'shape'])
+    pixel_run = run_training(make_config(
+        path, tmp_path / 'c', max_steps=1, eval_every=1, model=pixel_model,
+        subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA,
+        grounding_peer_groups=['colour', 'shape']))
+    assert pixel_run.model.grounding.colour_match.queries.grad is not None
     for groups in (['shape', 'colour'], []):
         with pytest.raises(TrainingConfigError, match='grounding map 2 sees only pixel colours'):
             make_config(path, tmp_path / 'd', model=pixel_model, subgoal_part='right_gripper',
