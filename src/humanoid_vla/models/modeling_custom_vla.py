@@ -246,6 +246,21 @@ def grid_centres(height: int, width: int, device: torch.device | None = None,
     return torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)
 
 
+def pool_words(words: torch.Tensor, word_mask: torch.Tensor | None, keys: nn.Linear,
+               queries: torch.Tensor, values: nn.Linear) -> torch.Tensor:
+    """
+    Pool the instruction's token states ``(B, L, Hl)`` with one learnt query per map.
+
+    Return ``(B, M, values.out_features)``; ``word_mask`` ``(B, L)`` (True = real token)
+    keeps the padding out.  Zero queries pool the mean of the real tokens.
+    """
+    scores = torch.einsum('blk,mk->bml', keys(words), queries)
+    if word_mask is not None:
+        real = word_mask.to(device=scores.device, dtype=torch.bool)[:, None, :]
+        scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
+    return scores.float().softmax(dim=-1).to(words.dtype) @ values(words)
+
+
 class WordFactorMatch(nn.Module):
     """
     A soft AND over the words of an instruction: a cell must match every factor of a name.
@@ -316,11 +331,7 @@ class PixelColourMatch(nn.Module):
         cells = torch.cat([nn.functional.avg_pool2d(colour, cell),
                            nn.functional.max_pool2d(colour, cell)], dim=1).flatten(2)
         words = words.to(pixels.device, pixels.dtype)
-        scores = torch.einsum('blk,mk->bml', self.word_keys(words), self.queries)
-        if word_mask is not None:
-            real = word_mask.to(device=scores.device, dtype=torch.bool)[:, None, :]
-            scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
-        pooled = scores.float().softmax(dim=-1).to(words.dtype) @ self.word_values(words)
+        pooled = pool_words(words, word_mask, self.word_keys, self.queries, self.word_values)
         return pooled @ cells
 
     def reset_colour_path(self) -> None:
@@ -470,11 +481,7 @@ class GroundingMaps(nn.Module):
                     word_mask: torch.Tensor | None) -> torch.Tensor:
         """Return ``(B, M, H*W)``: each cell's match with each map's pooled instruction words."""
         words = words.to(features.device, features.dtype)
-        scores = torch.einsum('blk,mk->bml', self.word_keys(words), self.queries)
-        if word_mask is not None:
-            real = word_mask.to(device=scores.device, dtype=torch.bool)[:, None, :]
-            scores = scores.masked_fill(~real, torch.finfo(scores.dtype).min)
-        pooled = scores.float().softmax(dim=-1).to(words.dtype) @ self.word_values(words)
+        pooled = pool_words(words, word_mask, self.word_keys, self.queries, self.word_values)
         cells = self.cell_keys(features).flatten(2)  # (B, C, H*W)
         return pooled @ cells / math.sqrt(features.shape[1])
 
