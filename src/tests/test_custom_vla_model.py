@@ -400,6 +400,9 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'vision_backbone': 'conv', 'grounding_maps': 3, 'grounding_and_maps': 1,
       'grounding_pixel_maps': 2}, 'grounding_pixel_maps'),
     ({'grounding_pixel_width': 0}, 'grounding_pixel_width'),
+    ({'vision_backbone': 'conv', 'grounding_maps': 3, 'grounding_and_maps': 2,
+      'grounding_pixel_maps': 1, 'grounding_shape_maps': 2}, 'together at most'),
+    ({'grounding_shape_width': 0}, 'grounding_shape_width'),
 ])
 def test_config_validation(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -787,7 +790,117 @@ def test_a_model_with_grounding_pixel_maps_trains_and_reloads(tmp_path):
     assert model.grounding.colour_match.queries.grad.abs().sum() > 0
     assert_reload_keeps_grounding(model, tmp_path, pixels, tokens, mask)
     layer = modeling.GroundingMaps(channels=4, maps=3, hidden_size=8, and_maps=1)
-    with pytest.raises(ValueError, match='pixel_maps need language_size'):
+    with pytest.raises(ValueError, match='pixel_maps and shape_maps need language_size'):
         modeling.GroundingMaps(channels=4, maps=3, hidden_size=8, and_maps=1, pixel_maps=1)
     with pytest.raises(ValueError, match='pixels must be given'):
         layer(torch.zeros(1, 4, 2, 2), pixels=torch.zeros(1, 3, 16, 16))
+
+
+def test_scramble_colours_recolours_each_image_but_keeps_its_outlines():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.full((64, 3, 8, 8), 0.5)
+    images[:, 0, 2:6, 2:6] = 1.0  # a red square on grey
+    images[:, 1:, 2:6, 2:6] = 0.0
+    scrambled = modeling.scramble_colours(images, generator)
+    assert scrambled.shape == images.shape
+    square = scrambled[:, :, 3, 3]  # (64, 3): the square's colour in every image
+    # Pixels of one colour stay one colour (the outline survives) ...
+    torch.testing.assert_close(scrambled[:, :, 2:6, 2:6],
+                               square[:, :, None, None].expand(-1, -1, 4, 4))
+    assert (scrambled[:, :, 0, 0] != square).any(dim=1).all()
+    # ... but which channel carries the red differs from image to image.
+    brightest = square.argmax(dim=1)
+    assert set(brightest.tolist()) == {0, 1, 2}
+    again = modeling.scramble_colours(images, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again, scrambled)
+
+
+def squares_and_rings(count, generator, colours, size=64, square=8):
+    """
+    Return images with a filled square and a ring (a hollow square), and their centres.
+
+    ``colours`` ``(count, 2, 3)`` is the RGB of each image's square and ring; the centres are
+    ``(count, 2, 2)`` (square, ring), (x, y) in [-1, 1].
+    """
+    images = torch.full((count, 3, size, size), 0.5)
+    centres = torch.zeros(count, 2, 2)
+    for row in range(count):
+        cells = torch.randperm((size // square) ** 2, generator=generator)[:2]
+        for kind, cell in enumerate(cells.tolist()):
+            top, left = divmod(cell, size // square)
+            top, left = top * square, left * square
+            images[row, :, top:top + square, left:left + square] = (
+                colours[row, kind, :, None, None])
+            if kind == 1:
+                images[row, :, top + 2:top + square - 2, left + 2:left + square - 2] = 0.5
+            centres[row, kind] = torch.tensor([left + square / 2, top + square / 2]) / size
+    return images, centres * 2 - 1
+
+
+def shape_map_hits_on_swapped_colours():
+    """
+    Train a ShapeMatch map on red squares and blue rings; test on blue squares and red rings.
+
+    Return the fraction of test images where the named shape's cell outscores the other's.
+    """
+    torch.manual_seed(0)
+    match = modeling.ShapeMatch(maps=1, language_size=8)
+    match.reset_path()
+    grid = (8, 8)
+    loss_layer = modeling.GroundingMaps(channels=4, maps=1, hidden_size=8)  # for its loss
+    filler, shape_words = torch.randn(3, 8), torch.randn(2, 8)  # "touch the square/ring"
+
+    def words(which):
+        return torch.stack([torch.cat([filler, shape_words[w][None]]) for w in which.tolist()])
+
+    red, blue = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.AdamW(match.parameters(), lr=3e-3)
+    for _ in range(100):
+        colours = torch.stack([red, blue]).expand(16, 2, 3)
+        images, centres = squares_and_rings(16, generator, colours)
+        which = torch.randint(0, 2, (16,), generator=generator)
+        loss = loss_layer.loss(match(images, grid, words(which)), grid,
+                               centres[torch.arange(16), which], torch.zeros(16, dtype=torch.long))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    images, centres = squares_and_rings(64, generator, torch.stack([blue, red]).expand(64, 2, 3))
+    which = torch.arange(64) % 2
+    with torch.no_grad():
+        logits = match.eval()(images, grid, words(which))[:, 0]
+    cells = ((centres + 1) / 2 * 8).floor().long()
+    index = cells[..., 1] * 8 + cells[..., 0]
+    named = logits[torch.arange(64), index[torch.arange(64), which]]
+    other = logits[torch.arange(64), index[torch.arange(64), 1 - which]]
+    return (named > other).float().mean().item()
+
+
+def test_a_shape_map_finds_a_shape_in_a_colour_it_never_had(monkeypatch):
+    # Trained on red squares and blue rings, the shape path still finds the square when it is
+    # blue; without the recolouring it learns the colour and picks the red ring instead.
+    assert shape_map_hits_on_swapped_colours() > 0.9
+    monkeypatch.setattr(modeling, 'scramble_colours', lambda pixels, generator=None: pixels)
+    assert shape_map_hits_on_swapped_colours() < 0.2
+
+
+def test_a_model_with_grounding_shape_maps_trains_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(grounding_maps=4, grounding_and_maps=2,
+                                            grounding_pixel_maps=1,
+                                            grounding_shape_maps=1)).train()
+    pixels, tokens, mask = grounded_training_step(model, target_maps=(0, 0))
+    # Maps 2 and 3 come from their own paths; map 0's loss reaches both, not the shared heat.
+    heat_grad = model.grounding.heat[-1].weight.grad
+    assert heat_grad[2:].abs().sum() == 0 and heat_grad[:1].abs().sum() > 0
+    assert model.grounding.colour_match.queries.grad.abs().sum() > 0
+    assert model.grounding.shape_match.shape[0].weight.grad.abs().sum() > 0
+    assert_reload_keeps_grounding(model, tmp_path, pixels, tokens, mask)
+    # At the stride-4 grid each path cell covers 2 x 2 grounding cells.
+    fine = CustomVLAModel(grounding_config(grounding_maps=3, grounding_and_maps=1,
+                                           grounding_shape_maps=1, grounding_stride=4)).eval()
+    out = fine(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    assert out.grounding_probabilities.shape[-2:] == (pixels.shape[-2] // 4,) * 2
+    with pytest.raises(ValueError, match='together at most and_maps'):
+        modeling.GroundingMaps(channels=4, maps=3, hidden_size=8, language_size=6, and_maps=1,
+                               pixel_maps=1, shape_maps=1)

@@ -429,6 +429,14 @@ def test_grounding_peer_groups_train_the_last_maps_and_stay_out_of_the_error(tmp
         with pytest.raises(TrainingConfigError, match='grounding map 2 sees only pixel colours'):
             make_config(path, tmp_path / 'd', model=pixel_model, subgoal_part='right_gripper',
                         grounding_camera=DOWN_CAMERA, grounding_peer_groups=groups)
+    # The map with a shape path of its own (after the colour ones) must learn the shapes.
+    both = {**pixel_model, 'grounding_shape_maps': 1}
+    make_config(path, tmp_path / 'e', model=both, subgoal_part='right_gripper',
+                grounding_camera=DOWN_CAMERA, grounding_peer_groups=['colour', 'shape'])
+    shape_first = {**model, 'grounding_and_maps': 2, 'grounding_shape_maps': 1}
+    with pytest.raises(TrainingConfigError, match='grounding map 2 sees recoloured images'):
+        make_config(path, tmp_path / 'f', model=shape_first, subgoal_part='right_gripper',
+                    grounding_camera=DOWN_CAMERA, grounding_peer_groups=['colour', 'shape'])
 
 
 def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_path):

@@ -140,6 +140,10 @@ class CustomVLAConfig(PretrainedConfig):
       (``PixelColourMatch``: 1x1 convolutions ``grounding_pixel_width`` wide, scored against
       the instruction), so a map trained to find "every orange object" cannot prefer the
       orange shape it was trained on to an unseen one.
+    - ``grounding_shape_maps``: the next that many of those last maps take their logits from
+      a convolution path of their own, ``grounding_shape_width`` channels wide, that sees
+      every training image recoloured at random (``ShapeMatch``), so a map trained to find
+      "every block" cannot use the colours blocks had in training.
     """
 
     model_type = 'humanoid_custom_vla'
@@ -183,6 +187,8 @@ class CustomVLAConfig(PretrainedConfig):
     grounding_and_maps: int = 0
     grounding_pixel_maps: int = 0
     grounding_pixel_width: int = 16
+    grounding_shape_maps: int = 0
+    grounding_shape_width: int = 32
     grounding_stride: int = 8
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -263,12 +269,15 @@ class CustomVLAConfig(PretrainedConfig):
         if not 0 <= self.grounding_and_maps < max(1, self.grounding_maps):
             raise ValueError(f'grounding_and_maps must be >= 0 and below grounding_maps '
                              f'({self.grounding_maps}), got {self.grounding_and_maps}')
-        if not 0 <= self.grounding_pixel_maps <= self.grounding_and_maps:
-            raise ValueError(f'grounding_pixel_maps must be >= 0 and at most grounding_and_maps '
-                             f'({self.grounding_and_maps}), got {self.grounding_pixel_maps}')
-        if self.grounding_pixel_width < 1:
+        own_paths = (self.grounding_pixel_maps, self.grounding_shape_maps)
+        if min(own_paths) < 0 or sum(own_paths) > self.grounding_and_maps:
             raise ValueError(
-                f'grounding_pixel_width must be >= 1, got {self.grounding_pixel_width}')
+                f'grounding_pixel_maps ({self.grounding_pixel_maps}) and grounding_shape_maps '
+                f'({self.grounding_shape_maps}) must be >= 0 and together at most '
+                f'grounding_and_maps ({self.grounding_and_maps})')
+        for name in ('grounding_pixel_width', 'grounding_shape_width'):
+            if getattr(self, name) < 1:
+                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
         if self.grounding_stride not in GROUNDING_STRIDES:
             raise ValueError(f'grounding_stride must be one of {GROUNDING_STRIDES}, '
                              f'got {self.grounding_stride}')

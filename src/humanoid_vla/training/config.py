@@ -262,15 +262,20 @@ class TrainingConfig:
                 raise TrainingConfigError(f'grounding_camera: {err}') from err
 
     def _check_pixel_maps(self, model_config: CustomVLAConfig) -> None:
-        """Check that the maps which see only pixel colours are trained on the colour group."""
+        """Check that the maps with a colour or shape path of their own learn that group."""
         maps, groups = model_config.grounding_maps, self.grounding_peer_groups
         first = maps - model_config.grounding_and_maps
-        for index in range(first, first + model_config.grounding_pixel_maps):
+        pixel_end = first + model_config.grounding_pixel_maps
+        shape_end = pixel_end + model_config.grounding_shape_maps
+        for index in range(first, shape_end):
+            wanted, option, sees = (('colour', 'grounding_pixel_maps', 'only pixel colours')
+                                    if index < pixel_end else
+                                    ('shape', 'grounding_shape_maps', 'recoloured images'))
             group = index - (maps - len(groups))
-            if group < 0 or groups[group] != 'colour':
+            if group < 0 or groups[group] != wanted:
                 raise TrainingConfigError(
-                    f'grounding map {index} sees only pixel colours (grounding_pixel_maps): '
-                    f'grounding_peer_groups must train it on colour, got {groups!r}')
+                    f'grounding map {index} sees {sees} ({option}): '
+                    f'grounding_peer_groups must train it on {wanted}, got {groups!r}')
 
     def paraphrase_table(self) -> ParaphraseTable | None:
         """Return the instruction paraphrases of training (None when not configured)."""
