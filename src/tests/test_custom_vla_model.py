@@ -484,19 +484,44 @@ def test_minilm_encoder_states_and_cache():  # ~1 s: the 90 MB weights load from
     assert out.predicted_actions.shape == (2, 3, 8)
 
 
-def coloured_squares(count, generator, size=64, square=8):
-    """Return images with a red and a blue square, and each square's centre (x, y) in [-1, 1]."""
+def two_objects(count, generator, colours, rings=(False, False), size=64, square=8):
+    """
+    Return images with two objects on grey, each filling one grid cell, and their centres.
+
+    ``colours`` ``(count, 2, 3)`` is the RGB of each image's two objects; an object whose
+    ``rings`` entry is True is a ring (a hollow square), else a filled square.  The centres are
+    ``(count, 2, 2)``, (x, y) in [-1, 1].
+    """
     images = torch.full((count, 3, size, size), 0.5)
     centres = torch.zeros(count, 2, 2)
     for row in range(count):
         cells = torch.randperm((size // square) ** 2, generator=generator)[:2]
-        for colour, cell in enumerate(cells.tolist()):
+        for kind, cell in enumerate(cells.tolist()):
             top, left = divmod(cell, size // square)
             top, left = top * square, left * square
-            images[row, :, top:top + square, left:left + square] = 0.0
-            images[row, 2 * colour, top:top + square, left:left + square] = 1.0  # red, blue
-            centres[row, colour] = torch.tensor([left + square / 2, top + square / 2]) / size
+            images[row, :, top:top + square, left:left + square] = (
+                colours[row, kind, :, None, None])
+            if rings[kind]:
+                images[row, :, top + 2:top + square - 2, left + 2:left + square - 2] = 0.5
+            centres[row, kind] = torch.tensor([left + square / 2, top + square / 2]) / size
     return images, centres * 2 - 1
+
+
+RED, BLUE = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
+
+
+def coloured_squares(count, generator, size=64, square=8):
+    """Return images with a red and a blue square, and each square's centre (x, y) in [-1, 1]."""
+    return two_objects(count, generator, torch.stack([RED, BLUE]).expand(count, 2, 3),
+                       size=size, square=square)
+
+
+def named_beats_other(logits, centres, which, cells_per_side=8):
+    """Return, per image, whether the named object's cell outscores the other object's."""
+    rows = torch.arange(len(which))
+    cells = ((centres + 1) / 2 * cells_per_side).floor().long()  # (B, 2 objects, x/y)
+    index = cells[..., 1] * cells_per_side + cells[..., 0]
+    return logits[rows, index[rows, which]] > logits[rows, index[rows, 1 - which]]
 
 
 @pytest.mark.parametrize('stride', [8, 4])
@@ -744,38 +769,47 @@ def coloured_bars(count, generator, size=64, square=8):
     return images, centres
 
 
-def test_a_pixel_colour_map_trained_on_squares_finds_the_named_colour_in_a_bar():
-    # The map sees one cell at a time, so under the one-cell Gaussian target it cannot be
-    # peaked (the target's neighbours look like the rest of the table); what it is for is
-    # ranking the named colour above the other one, wherever and whatever shape that is.
-    torch.manual_seed(0)
-    match = modeling.PixelColourMatch(maps=1, language_size=8)
+def train_word_map(match, training_images, generator, steps=100):
+    """
+    Train ``match``'s one map (an 8 x 8 grid) to find which of two objects a word names.
+
+    ``training_images(count)`` returns images with two objects and their centres; return
+    ``words(which)``, the instructions ("touch the <first/second> one") that name them.
+    """
     grid = (8, 8)
     loss_layer = modeling.GroundingMaps(channels=4, maps=1, hidden_size=8)  # for its loss
-    filler, colour_words = torch.randn(3, 8), torch.randn(2, 8)  # "touch the <red/blue> one"
+    filler, object_words = torch.randn(3, 8), torch.randn(2, 8)
 
     def words(which):
-        return torch.stack([torch.cat([filler, colour_words[w][None]]) for w in which.tolist()])
+        return torch.stack([torch.cat([filler, object_words[w][None]]) for w in which.tolist()])
 
-    generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(match.parameters(), lr=3e-3)
-    for _ in range(100):
-        images, centres = coloured_squares(16, generator)
+    for _ in range(steps):
+        images, centres = training_images(16)
         which = torch.randint(0, 2, (16,), generator=generator)
         loss = loss_layer.loss(match(images, grid, words(which)), grid,
                                centres[torch.arange(16), which], torch.zeros(16, dtype=torch.long))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    return words
+
+
+def test_a_pixel_colour_map_trained_on_squares_finds_the_named_colour_in_a_bar():
+    # The map sees one cell at a time, so under the one-cell Gaussian target it cannot be
+    # peaked (the target's neighbours look like the rest of the table); what it is for is
+    # ranking the named colour above the other one, wherever and whatever shape that is.
+    torch.manual_seed(0)
+    match = modeling.PixelColourMatch(maps=1, language_size=8)
+    generator = torch.Generator().manual_seed(0)
+    words = train_word_map(match, lambda count: coloured_squares(count, generator), generator)
     images, centres = coloured_bars(64, generator)
     which = torch.arange(64) % 2
     with torch.no_grad():
-        logits = match(images, grid, words(which))[:, 0]
+        logits = match(images, (8, 8), words(which))[:, 0]
+    assert named_beats_other(logits, centres, which).float().mean() > 0.95
     cells = ((centres + 1) / 2 * 8).floor().long()  # (64, 2 objects, x/y) -> grid cells
     index = cells[..., 1] * 8 + cells[..., 0]
-    named = logits[torch.arange(64), index[torch.arange(64), which]]
-    other = logits[torch.arange(64), index[torch.arange(64), 1 - which]]
-    assert (named > other).float().mean() > 0.95, (named, other)
     assert (logits.argmax(dim=-1) == index[torch.arange(64), which]).float().mean() > 0.95
 
 
@@ -815,28 +849,6 @@ def test_scramble_colours_recolours_each_image_but_keeps_its_outlines():
     torch.testing.assert_close(again, scrambled)
 
 
-def squares_and_rings(count, generator, colours, size=64, square=8):
-    """
-    Return images with a filled square and a ring (a hollow square), and their centres.
-
-    ``colours`` ``(count, 2, 3)`` is the RGB of each image's square and ring; the centres are
-    ``(count, 2, 2)`` (square, ring), (x, y) in [-1, 1].
-    """
-    images = torch.full((count, 3, size, size), 0.5)
-    centres = torch.zeros(count, 2, 2)
-    for row in range(count):
-        cells = torch.randperm((size // square) ** 2, generator=generator)[:2]
-        for kind, cell in enumerate(cells.tolist()):
-            top, left = divmod(cell, size // square)
-            top, left = top * square, left * square
-            images[row, :, top:top + square, left:left + square] = (
-                colours[row, kind, :, None, None])
-            if kind == 1:
-                images[row, :, top + 2:top + square - 2, left + 2:left + square - 2] = 0.5
-            centres[row, kind] = torch.tensor([left + square / 2, top + square / 2]) / size
-    return images, centres * 2 - 1
-
-
 def shape_map_hits_on_swapped_colours():
     """
     Train a ShapeMatch map on red squares and blue rings; test on blue squares and red rings.
@@ -846,34 +858,19 @@ def shape_map_hits_on_swapped_colours():
     torch.manual_seed(0)
     match = modeling.ShapeMatch(maps=1, language_size=8)
     match.reset_path()
-    grid = (8, 8)
-    loss_layer = modeling.GroundingMaps(channels=4, maps=1, hidden_size=8)  # for its loss
-    filler, shape_words = torch.randn(3, 8), torch.randn(2, 8)  # "touch the square/ring"
-
-    def words(which):
-        return torch.stack([torch.cat([filler, shape_words[w][None]]) for w in which.tolist()])
-
-    red, blue = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0])
     generator = torch.Generator().manual_seed(0)
-    optimizer = torch.optim.AdamW(match.parameters(), lr=3e-3)
-    for _ in range(100):
-        colours = torch.stack([red, blue]).expand(16, 2, 3)
-        images, centres = squares_and_rings(16, generator, colours)
-        which = torch.randint(0, 2, (16,), generator=generator)
-        loss = loss_layer.loss(match(images, grid, words(which)), grid,
-                               centres[torch.arange(16), which], torch.zeros(16, dtype=torch.long))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    images, centres = squares_and_rings(64, generator, torch.stack([blue, red]).expand(64, 2, 3))
+
+    def red_squares_blue_rings(count):
+        colours = torch.stack([RED, BLUE]).expand(count, 2, 3)
+        return two_objects(count, generator, colours, rings=(False, True))
+
+    words = train_word_map(match, red_squares_blue_rings, generator)
+    colours = torch.stack([BLUE, RED]).expand(64, 2, 3)
+    images, centres = two_objects(64, generator, colours, rings=(False, True))
     which = torch.arange(64) % 2
     with torch.no_grad():
-        logits = match.eval()(images, grid, words(which))[:, 0]
-    cells = ((centres + 1) / 2 * 8).floor().long()
-    index = cells[..., 1] * 8 + cells[..., 0]
-    named = logits[torch.arange(64), index[torch.arange(64), which]]
-    other = logits[torch.arange(64), index[torch.arange(64), 1 - which]]
-    return (named > other).float().mean().item()
+        logits = match.eval()(images, (8, 8), words(which))[:, 0]
+    return named_beats_other(logits, centres, which).float().mean().item()
 
 
 def test_a_shape_map_finds_a_shape_in_a_colour_it_never_had(monkeypatch):
