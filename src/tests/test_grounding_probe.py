@@ -109,6 +109,24 @@ class PeerMapsPreferLookAlikes(SeesTheNamedObject):
         return maps
 
 
+class PeerMapsMissTheNamedObject(PeerMapsPreferLookAlikes):
+    """Colour and shape maps each spread over the named object's look-alikes, never on it."""
+
+    def predict_grounding_maps(self, observation):
+        maps = super().predict_grounding_maps(observation)
+        named = self.predict_subgoal(observation)[:3]
+        target = min(self.env.world.object_names(), key=lambda name: np.linalg.norm(
+            self.env.world.object_pose(name)[0] - named))
+        camera = self.env.world.camera_in_base()
+        maps[3] = 0.0
+        for name in self.env.world.object_names():
+            if name != target and split_name(name)[1] == split_name(target)[1]:
+                u, v = camera.project(self.env.world.object_pose(name)[0])
+                maps[3][int((v + 1) / 2 * self.side), int((u + 1) / 2 * self.side)] += 1.0
+        maps[3] /= max(maps[3].sum(), 1.0)
+        return maps
+
+
 def test_mass_near_counts_the_cells_within_the_radius():
     probabilities = np.zeros((4, 4))
     probabilities[1, 2] = 0.5  # centre (0.25, -0.25)
@@ -258,6 +276,15 @@ def test_peer_maps_are_measured_on_the_named_object_and_its_look_alikes(env):
     assert colour['queries'] > 0 and colour['target'] < 0.1 < colour['others']
     assert shape['target'] > 0.9 and shape['others'] < 0.1
     assert 'peer map colour held-out pairs: median mass' in format_summary('s', summary)
+    # Together the maps still single out the named object: only the shape map has mass there,
+    # and no look-alike has mass in both.
+    together = summary['peer_and']['trained']
+    assert together['queries'] > 0 and together['hits'] >= 0.9 * together['queries']
+    assert 'peer maps together, held-out pairs: pick the named object in' in format_summary(
+        's', summary)
+    missing = probe(PeerMapsMissTheNamedObject(env), env, seeds, ('touch',), split='novel',
+                    peer_groups=['colour', 'shape']).summary()['peer_and']['trained']
+    assert missing['hits'] <= 0.1 * missing['queries']
     assert 'peer_maps' not in probe(PeerMapsPreferLookAlikes(env), env, seeds[:1],
                                     ('touch',)).summary()
     with pytest.raises(ValueError, match='not among'):

@@ -23,7 +23,10 @@ For a checkpoint trained with ``grounding_peer_groups`` (its last maps light up 
 the named colour, of the named shape), ``peer_maps`` says how much of each such map lies within
 1.5 grid cells of the named object and of each other object of its colour (shape): medians,
 for trained and for held-out pairs.  A colour map that binds "orange" to the cup puts less on
-an unseen orange block than on the orange cup beside it.
+an unseen orange block than on the orange cup beside it.  ``peer_and`` counts the queries
+whose named object gets the most of all the peer maps at once (the highest sum of the logs of
+its masses): whether maps that are each right about one word agree on the one object that is
+both, as an AND of them would need.
 
 In-process and ROS-free (rendering needs MUJOCO_GL): one scene costs a render and one forward
 pass per named object, so two checkpoints are compared in about a minute here, where the closed
@@ -107,6 +110,8 @@ class GroundingReport:
     # (pairs, group) -> the named object's share of that peer map, and each look-alike's.
     peer_target_mass: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     peer_other_mass: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    # pairs -> [queries whose named object the peer maps agree on, queries]
+    peer_and: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, family: str, hit: bool, error_m: float, to_reference: bool = False) -> None:
         """Count one query."""
@@ -125,6 +130,12 @@ class GroundingReport:
         """Count one query's peer map ``group``: its mass on the named object and look-alikes."""
         self.peer_target_mass.setdefault((pairs, group), []).append(target)
         self.peer_other_mass.setdefault((pairs, group), []).extend(others)
+
+    def add_peer_and(self, pairs: str, hit: bool) -> None:
+        """Count one query, a hit when the peer maps together picked the named object."""
+        counts = self.peer_and.setdefault(pairs, [0, 0])
+        counts[0] += int(hit)
+        counts[1] += 1
 
     def summary(self) -> dict[str, object]:
         """Return hit rates per family and overall, with chance and the median error."""
@@ -156,6 +167,9 @@ class GroundingReport:
                     'queries': len(targets), 'target': statistics.median(targets),
                     'others': statistics.median(self.peer_other_mass[(pairs, group)])}
                 for (pairs, group), targets in sorted(self.peer_target_mass.items())}
+        if self.peer_and:
+            result['peer_and'] = {pairs: {'hits': hits, 'queries': queries}
+                                  for pairs, (hits, queries) in sorted(self.peer_and.items())}
         return result
 
 
@@ -188,18 +202,32 @@ def answer_point(policy, observation: Observation, answer: str = 'auto',
     return np.asarray(policy.predict(observation)[-1][:3], dtype=float)
 
 
+PEER_AND_FLOOR = 1e-3  # mass below this counts as none: one empty map vetoes an object
+
+
 def record_peer_mass(report: GroundingReport, maps: np.ndarray, groups: Sequence[str],
                      name: str, image_positions: dict[str, np.ndarray]) -> None:
-    """Count the last ``len(groups)`` maps' mass on ``name`` and on each object sharing a group."""
+    """
+    Count the last ``len(groups)`` maps' mass on ``name`` and on each object sharing a group.
+
+    Also count whether ``name`` is the object with the highest sum of the logs of its masses
+    over all those maps (``peer_and``).
+    """
     pairs = 'held_out' if split_name(name) in HELD_OUT else 'trained'
+    peer_maps = maps[len(maps) - len(groups):]
+    masses = {other: [mass_near(peer_map, uv) for peer_map in peer_maps]
+              for other, uv in image_positions.items()}
     for offset, group in enumerate(groups):
         part = PEER_GROUP_PART[group]
-        peer_map = maps[len(maps) - len(groups) + offset]
         others = [other for other in image_positions if other != name
                   and split_name(other)[part] == split_name(name)[part]]
         if others:
-            report.add_peer_mass(pairs, group, mass_near(peer_map, image_positions[name]),
-                                 [mass_near(peer_map, image_positions[o]) for o in others])
+            report.add_peer_mass(pairs, group, masses[name][offset],
+                                 [masses[other][offset] for other in others])
+    agreement = {other: float(np.log(np.maximum(mass, PEER_AND_FLOOR)).sum())
+                 for other, mass in masses.items()}
+    report.add_peer_and(pairs, all(agreement[name] > score
+                                   for other, score in agreement.items() if other != name))
 
 
 def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
@@ -247,7 +275,7 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
     """Return one line per family: hits / queries (rate) against chance."""
     lines = [label]
     for key, cell in summary.items():
-        if key == 'peer_maps':
+        if key in ('peer_maps', 'peer_and'):
             continue
         line = (f'  {key:<10} {cell["hits"]:4d} / {cell["queries"]:<4d} '
                 f'= {cell["hit_rate"]:6.1%}  (chance {cell["chance"]:.1%})')
@@ -264,6 +292,10 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
         lines.append(f'  peer map {group:<6} {pairs.replace("_", "-")} pairs: median mass '
                      f'{cell["target"]:.2f} on the named object, {cell["others"]:.2f} on each '
                      f'other of its {group} ({cell["queries"]} queries)')
+    for pairs, cell in summary.get('peer_and', {}).items():
+        lines.append(f'  peer maps together, {pairs.replace("_", "-")} pairs: pick the named '
+                     f'object in {cell["hits"]} / {cell["queries"]} queries (the highest sum '
+                     f'of log masses)')
     return '\n'.join(lines)
 
 
