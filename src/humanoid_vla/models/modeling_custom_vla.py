@@ -402,8 +402,6 @@ class ShapeMatch(PathWordMatch):
     orange one it was asked for (session 22).
     """
 
-    stride = 8
-
     def __init__(self, maps: int, language_size: int, width: int = 32,
                  key_size: int = 64) -> None:
         super().__init__(maps, language_size, width, key_size)
