@@ -7,7 +7,9 @@ vla-sim-diagnose: in-process rollouts sorted by what went wrong, for one task fa
 
 pick_place: see `pick_diagnosis` (never closed / missed / picked the place reference / wrong
 object / not placed). touch: see `touch_diagnosis` (a look-alike, another object, or nothing
-touched first). The episodes run as the server runs the policy, without ROS.
+touched first). The episodes run as the server runs the policy, without ROS. For a checkpoint
+with grounding maps, each episode also says which object map 0 pointed at in the first frame,
+and the summary whether the hand went there (see `map_following`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ import pathlib
 from typing import Optional, Sequence
 
 from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
-from humanoid_vla.evaluation.pick_diagnosis import (format_summary, MAX_STEPS, run_episode,
-                                                    summarize)
+from humanoid_vla.evaluation.map_following import (FirstFrameMap, format_following,
+                                                   summarize_following)
+from humanoid_vla.evaluation.pick_diagnosis import (EpisodeDiagnosis, format_summary, MAX_STEPS,
+                                                    run_episode, summarize)
 from humanoid_vla.evaluation.rollout import expert_actor, policy_actors
 from humanoid_vla.evaluation.touch_diagnosis import (format_touch_summary, MAX_TOUCH_STEPS,
-                                                     run_touch_episode, summarize_touches)
+                                                     run_touch_episode, summarize_touches,
+                                                     TouchDiagnosis)
 from humanoid_vla.sim.tasks import sample_task
 
 
@@ -59,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reached_first(episode: TouchDiagnosis | EpisodeDiagnosis) -> tuple[str, ...]:
+    """Return what the hand reached first: the first touched, or nearest the first closing."""
+    if isinstance(episode, TouchDiagnosis):
+        return episode.first_touched
+    return (episode.closings[0].nearest,) if episode.closings else ()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of vla-sim-diagnose."""
     args = build_parser().parse_args(argv)
@@ -74,6 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          'tools/sim_system_packages.txt (EGL or OSMesa)')
     from humanoid_vla.sim.episode_runner import SimEnvironment
 
+    first_frame = None
     if args.expert:
         make_actor, label = expert_actor, 'expert'
     else:
@@ -87,6 +100,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             label += ', temporal ensembling'
         if args.replan_steps != DEFAULT_REPLAN_STEPS:
             label += f', replanning every {args.replan_steps} steps'
+        if policy.config.grounding_maps:
+            make_actor = first_frame = FirstFrameMap(policy, make_actor)
     if args.substeps > 1:
         label += f', {args.substeps} substeps a tick'
     env = SimEnvironment()
@@ -106,6 +121,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 first = episode.closings[0] if episode.closings else None
                 where = (f'first closing {100 * first.target_distance_m:.1f} cm from the '
                          f'target, nearest {first.nearest}' if first else 'never closed')
+            if first_frame is not None:
+                episode.map0_object = first_frame.nearest
+                where += f', map 0 at first on {first_frame.nearest}'
             print(f'seed {seed} {episode.outcome:<17} {episode.steps:3d} steps  {where}  '
                   f'{episode.instruction!r}', flush=True)
             episodes.append(episode)
@@ -118,6 +136,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         summary = summarize(episodes)
         print(format_summary(title, summary))
+    if first_frame is not None:
+        summary['map0'] = summarize_following(
+            [e.target for e in episodes], [e.map0_object for e in episodes],
+            [reached_first(e) for e in episodes], [e.outcome == 'success' for e in episodes])
+        print(format_following(summary['map0']))
     if args.out:
         out = pathlib.Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,7 @@ class EpisodeDiagnosis:
     closings: list[Closing] = field(default_factory=list)
     picked: list[str] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
+    map0_object: Optional[str] = None  # nearest map 0's point at the first frame (map_following)
 
 
 class GraspMonitor:

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Callable
 
 from humanoid_vla.control.controller import DEFAULT_REPLAN_STEPS
+from humanoid_vla.policies.base import Observation
 from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
 from humanoid_vla.sim.tasks import TaskSpec
 import numpy as np
@@ -59,6 +60,13 @@ def expert_actor(env, task: TaskSpec) -> Actor:
     return ScriptedExpert(env.world, task, env.side).act
 
 
+def observe(env, instruction: str) -> Observation:
+    """Return what the server would hand the policy now: camera frame and joint states."""
+    seen = env.observe()
+    return Observation(seen['image'], instruction,
+                       np.asarray(seen['joint_positions'], np.float32))
+
+
 def policy_actors(policy, observation_delay: int = 0,
                   replan_steps: int = DEFAULT_REPLAN_STEPS) -> Callable[[object, TaskSpec], Actor]:
     """
@@ -73,7 +81,6 @@ def policy_actors(policy, observation_delay: int = 0,
         raise ValueError(f'observation_delay must be >= 0, got {observation_delay}')
     from humanoid_vla.actions import ActionSpec
     from humanoid_vla.control.controller import VLAController
-    from humanoid_vla.policies.base import Observation
     from humanoid_vla.safety import SafetyFilter, SafetyLimits
 
     spec = ActionSpec.from_config(['right_hand_pose', 'right_gripper'])
@@ -86,9 +93,7 @@ def policy_actors(policy, observation_delay: int = 0,
         recent: deque[Observation] = deque(maxlen=observation_delay + 1)
 
         def act() -> np.ndarray:
-            seen = env.observe()
-            recent.append(Observation(seen['image'], task.instruction,
-                                      np.asarray(seen['joint_positions'], np.float32)))
+            recent.append(observe(env, task.instruction))
             return controller.tick(recent[0]).action.to_vector(spec)
         return act
     return make

@@ -49,6 +49,7 @@ class TouchDiagnosis:
     first_touched: tuple[str, ...] = ()
     first_touch_step: Optional[int] = None
     target_offset_m: Optional[float] = None  # grasp site to target centre, horizontally
+    map0_object: Optional[str] = None  # nearest map 0's point at the first frame (map_following)
 
 
 def classify_touch(target: str, first_touched: Collection[str]) -> str:
