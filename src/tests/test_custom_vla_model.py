@@ -403,6 +403,10 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'vision_backbone': 'conv', 'grounding_maps': 3, 'grounding_and_maps': 2,
       'grounding_pixel_maps': 1, 'grounding_shape_maps': 2}, 'together at most'),
     ({'grounding_shape_width': 0}, 'grounding_shape_width'),
+    ({'scene_token_dropout': 1.0}, 'scene_token_dropout must be in'),
+    ({'vision_backbone': 'conv', 'scene_token_dropout': 0.5}, 'need grounding_maps'),
+    ({'vision_backbone': 'conv', 'grounding_maps': 2, 'fusion_scene_tokens': False},
+     'pooling "readout"'),
 ])
 def test_config_validation(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -730,6 +734,30 @@ def test_a_model_with_grounding_and_maps_trains_and_checks_the_count(tmp_path):
     assert model.grounding.heat[-1].weight.grad[2:].abs().sum() > 0
     with pytest.raises(ValueError, match='grounding_and_maps'):
         grounding_config(grounding_maps=2, grounding_and_maps=2)
+
+
+def test_scene_token_dropout_leaves_some_items_with_the_grounding_tokens_alone(tmp_path):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(grounding_maps=2, scene_token_dropout=0.5)).train()
+    model.save_pretrained(tmp_path)
+    alone = CustomVLAModel.from_pretrained(tmp_path, fusion_scene_tokens=False).train()
+    assert alone.config.scene_token_dropout == 0.5 and not alone.config.fusion_scene_tokens
+    pixels, _ = make_batch(model.config, batch_size=16)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS * 8)
+    with torch.no_grad():
+        dropped = model(pixels, instruction_embeddings=tokens, attention_mask=mask)
+        without = alone(pixels, instruction_embeddings=tokens, attention_mask=mask)
+        full = model.eval()(pixels, instruction_embeddings=tokens, attention_mask=mask)
+
+    def same(a, b):
+        return torch.isclose(a.predicted_actions, b.predicted_actions, atol=1e-5).flatten(1).all(1)
+    # Each item either kept its scene tokens or saw the grounding tokens alone; seed 0 has both.
+    masked, kept = same(dropped, without), same(dropped, full)
+    assert torch.all(masked ^ kept), (masked, kept)
+    assert 0 < int(masked.sum()) < 16
+    # Evaluation never drops: the full model differs from the grounding tokens alone.
+    assert not torch.any(same(full, alone.eval()(pixels, instruction_embeddings=tokens,
+                                                 attention_mask=mask)))
 
 
 def test_pixel_colour_match_reads_each_cell_alone_and_not_the_order_of_its_pixels():

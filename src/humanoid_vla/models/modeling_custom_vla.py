@@ -978,6 +978,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             keypoints = self.keypoint_proj(self.keypoints(feature_map))
             vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
         grounding_logits = grounding_positions = grounding_probabilities = None
+        fusion_padding = None
         if self.grounding is not None:
             words = pixels = None
             own_paths = self.config.grounding_pixel_maps or self.config.grounding_shape_maps
@@ -991,10 +992,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             grounding_grid = tuple((feature_map if fine_map is None else fine_map).shape[-2:])
             grounding_logits, grounding_positions, grounding_tokens = self.grounding(
                 feature_map, words, attention_mask, fine_map, pixels)
-            vision_tokens = torch.cat([grounding_tokens, vision_tokens], dim=1)
+            vision_tokens, fusion_padding = self._fusion_tokens(grounding_tokens, vision_tokens)
             grounding_probabilities = grounding_logits.float().softmax(dim=-1).unflatten(
                 -1, grounding_grid)
-        pooled = self.pool(vision_tokens, proprio_features)
+        pooled = self.pool(vision_tokens, proprio_features, fusion_padding)
         head = self.action_head(pooled)
         action_logits = None
         if self.action_bins is None:
@@ -1056,17 +1057,49 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'{tuple(subgoal_actions.shape)}')
         return self.config.subgoal_loss_weight * (predicted - target).abs().mean()
 
+    def _fusion_tokens(self, grounding_tokens: torch.Tensor, scene_tokens: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """
+        Return the tokens the fusion layers see and their padding mask (True = left out).
+
+        The grounding maps' tokens, then the scene tokens (keypoints, image tokens) unless
+        ``fusion_scene_tokens`` is False; in training, ``scene_token_dropout`` of the items
+        have their scene tokens masked out.
+        """
+        if not self.config.fusion_scene_tokens:
+            return grounding_tokens, None
+        tokens = torch.cat([grounding_tokens, scene_tokens], dim=1)
+        if not (self.training and self.config.scene_token_dropout):
+            return tokens, None
+        batch, maps = grounding_tokens.shape[:2]
+        dropped = torch.rand(batch, 1, device=tokens.device) < self.config.scene_token_dropout
+        padding = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        padding[:, maps:] = dropped
+        return tokens, padding
+
     def pool(
-        self, tokens: torch.Tensor, proprio_features: torch.Tensor | None
+        self, tokens: torch.Tensor, proprio_features: torch.Tensor | None,
+        padding: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Run the fusion layers and return one ``(B, hidden)`` vector (see ``pooling``)."""
+        """
+        Run the fusion layers and return one ``(B, hidden)`` vector (see ``pooling``).
+
+        ``padding`` ``(B, tokens)``, True = left out, needs the readout token.
+        """
         if self.readout_token is None:
+            if padding is not None:
+                raise ValueError('a padding mask needs pooling "readout"')
             pooled = self.final_norm(self.fusion(tokens)).mean(dim=1)
             return pooled if proprio_features is None else pooled + proprio_features
         extra = [self.readout_token.expand(tokens.shape[0], -1, -1)]
         if proprio_features is not None:
             extra.append(proprio_features.unsqueeze(1))
-        fused = self.fusion(torch.cat([*extra, tokens], dim=1))
+        tokens = torch.cat([*extra, tokens], dim=1)
+        if padding is None:
+            return self.final_norm(self.fusion(tokens)[:, 0])
+        kept = torch.zeros(padding.shape[0], len(extra), dtype=torch.bool,
+                           device=padding.device)
+        fused = self.fusion(tokens, src_key_padding_mask=torch.cat([kept, padding], dim=1))
         return self.final_norm(fused[:, 0])
 
     def compute_loss(
