@@ -7,7 +7,6 @@ from humanoid_vla.actions import ActionSpec
 from humanoid_vla.checkpoint import save_untrained_checkpoint
 from humanoid_vla.evaluation.grounding import (format_summary, mass_near, named_candidates,
                                                nearest_object, peer_groups_of, probe, reworded)
-from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies.base import Observation
 from humanoid_vla.sim.catalog import split_name, words
 from humanoid_vla.sim.gl import select_gl_backend
@@ -224,19 +223,12 @@ def test_a_grounding_map_is_read_on_the_named_objects_height(env):
         probe(ReadsTheInstruction(env), env, SEEDS[:1], answer='guess')
 
 
-def small_config(**extra) -> CustomVLAConfig:
-    return CustomVLAConfig(
-        image_size=32, vision_backbone='conv', vision_hidden_size=32, vision_heads=2,
-        hidden_size=32, num_heads=4, language_encoder='tiny', tiny_language_hidden_size=16,
-        tiny_language_layers=1, action_dim=8, chunk_size=2, **extra)
-
-
 @needs_rendering
-def test_a_checkpoint_is_probed_through_its_subgoal_head(env, tmp_path):
+def test_a_checkpoint_is_probed_through_its_subgoal_head(env, tmp_path, small_sim_config):
     spec = ActionSpec(('right_hand_pose', 'right_gripper'))
-    config = small_config(use_proprio=True, proprio_dim=43, pooling='readout',
-                          language_film=True, film_pooling='attention', spatial_keypoints=2,
-                          subgoal_loss_weight=1.0)
+    config = small_sim_config(use_proprio=True, proprio_dim=43, pooling='readout',
+                              language_film=True, film_pooling='attention', spatial_keypoints=2,
+                              subgoal_loss_weight=1.0)
     policy = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'ckpt', spec, config))
     summary = probe(policy, env, SEEDS[:2], families=('touch',)).summary()
     assert summary['touch']['queries'] == 8 and summary['all']['median_error_m'] > 0.0
@@ -245,14 +237,16 @@ def test_a_checkpoint_is_probed_through_its_subgoal_head(env, tmp_path):
     observation = Observation(seen['image'], 'touch the red cup', seen['joint_positions'])
     subgoal = policy.predict_subgoal(observation)
     assert subgoal.shape == (spec.dim,) and np.all(np.isfinite(subgoal))
-    plain = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'plain', spec, small_config()))
+    plain = CustomVLAPolicy(
+        save_untrained_checkpoint(tmp_path / 'plain', spec, small_sim_config()))
     assert plain.predict_subgoal(Observation(seen['image'], 'touch the red cup')) is None
 
 
 @needs_rendering
-def test_a_checkpoint_with_grounding_maps_is_probed_through_its_first_map(env, tmp_path):
+def test_a_checkpoint_with_grounding_maps_is_probed_through_its_first_map(
+        env, tmp_path, small_sim_config):
     spec = ActionSpec(('right_hand_pose', 'right_gripper'))
-    config = small_config(pooling='readout', language_film=True, grounding_maps=2)
+    config = small_sim_config(pooling='readout', language_film=True, grounding_maps=2)
     policy = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'ckpt', spec, config))
     summary = probe(policy, env, SEEDS[:2], families=('touch',)).summary()
     assert summary['touch']['queries'] == 8 and summary['all']['median_error_m'] > 0.0
@@ -261,7 +255,8 @@ def test_a_checkpoint_with_grounding_maps_is_probed_through_its_first_map(env, t
     assert grounding.shape == (2, 2) and np.all(np.abs(grounding) <= 1.0)
     maps = policy.predict_grounding_maps(Observation(env.observe()['image'], 'touch the cup'))
     assert maps.shape == (2, 4, 4) and np.allclose(maps.sum(axis=(1, 2)), 1.0)
-    plain = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'plain', spec, small_config()))
+    plain = CustomVLAPolicy(
+        save_untrained_checkpoint(tmp_path / 'plain', spec, small_sim_config()))
     assert plain.predict_grounding(Observation(env.observe()['image'], 'touch the cup')) is None
 
 

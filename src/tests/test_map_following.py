@@ -10,7 +10,6 @@ from humanoid_vla.evaluation.map_following import (FirstFrameMap, format_followi
                                                    summarize_following)
 from humanoid_vla.evaluation.rollout import expert_actor
 from humanoid_vla.evaluation.touch_diagnosis import run_touch_episode
-from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.sim.gl import select_gl_backend
 from humanoid_vla.sim.tasks import sample_task
 import numpy as np
@@ -67,13 +66,10 @@ def test_map_0_is_read_once_in_the_episodes_first_frame(env):
 
 
 @needs_rendering
-def test_the_command_line_says_where_map_0_pointed(tmp_path, capsys):
+def test_the_command_line_says_where_map_0_pointed(tmp_path, capsys, small_sim_config):
     spec = ActionSpec(('right_hand_pose', 'right_gripper'))
-    config = CustomVLAConfig(
-        image_size=32, vision_backbone='conv', vision_hidden_size=32, vision_heads=2,
-        hidden_size=32, num_heads=4, language_encoder='tiny', tiny_language_hidden_size=16,
-        tiny_language_layers=1, action_dim=8, chunk_size=2, use_proprio=True, proprio_dim=43,
-        pooling='readout', language_film=True, grounding_maps=2)
+    config = small_sim_config(use_proprio=True, proprio_dim=43, pooling='readout',
+                              language_film=True, grounding_maps=2)
     checkpoint = save_untrained_checkpoint(tmp_path / 'ckpt', spec, config)
     out = tmp_path / 'touch.json'
     assert diagnose.main([str(checkpoint), '--family', 'touch', '--episodes', '1',

@@ -10,7 +10,6 @@ from humanoid_vla.evaluation.pick_diagnosis import (classify, Closing, EpisodeDi
                                                     format_summary, OUTCOMES, Release,
                                                     run_episode, summarize)
 from humanoid_vla.evaluation.rollout import expert_actor, policy_actors
-from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies.base import Policy
 from humanoid_vla.sim.gl import select_gl_backend
 from humanoid_vla.sim.tasks import NEXT_TO_GAP, sample_task
@@ -110,12 +109,9 @@ def test_a_hand_that_never_closes_is_told_apart_from_one_that_misses(env):
 
 
 @needs_rendering
-def test_a_checkpoint_runs_through_the_servers_controller(env, tmp_path):
+def test_a_checkpoint_runs_through_the_servers_controller(env, tmp_path, small_sim_config):
     spec = ActionSpec(('right_hand_pose', 'right_gripper'))
-    config = CustomVLAConfig(
-        image_size=32, vision_backbone='conv', vision_hidden_size=32, vision_heads=2,
-        hidden_size=32, num_heads=4, language_encoder='tiny', tiny_language_hidden_size=16,
-        tiny_language_layers=1, action_dim=8, chunk_size=2, use_proprio=True, proprio_dim=43)
+    config = small_sim_config(use_proprio=True, proprio_dim=43)
     policy = CustomVLAPolicy(save_untrained_checkpoint(tmp_path / 'ckpt', spec, config))
     episode = run_episode(env, sample_task(ON_PLATE_SEED, 'pick_place'), policy_actors(policy),
                           max_steps=4)
