@@ -404,6 +404,7 @@ def test_auto_classes_round_trip(model, tmp_path):
       'grounding_pixel_maps': 1, 'grounding_shape_maps': 2}, 'together at most'),
     ({'grounding_shape_width': 0}, 'grounding_shape_width'),
     ({'scene_token_dropout': 1.0}, 'scene_token_dropout must be in'),
+    ({'grounding_token_sharpness': 0.0}, 'grounding_token_sharpness'),
     ({'vision_backbone': 'conv', 'scene_token_dropout': 0.5}, 'need grounding_maps'),
     ({'vision_backbone': 'conv', 'grounding_maps': 2, 'fusion_scene_tokens': False},
      'pooling "readout"'),
@@ -681,6 +682,27 @@ def test_and_maps_move_map_zero_to_where_the_last_maps_agree():
     torch.testing.assert_close(plain(own.view(1, 3, 1, 3))[0][0, 0], own[0])
     with pytest.raises(ValueError, match='and_maps'):
         modeling.GroundingMaps(channels=3, maps=2, hidden_size=4, and_maps=2)
+
+
+def test_a_sharp_token_stands_on_the_stronger_peak_of_a_split_map():
+    # One row of 5 cells; map 0 is split between cell 0 (stronger) and cell 4; map 1 is a
+    # peer (AND) map lighting both, which sharpening must leave alone.
+    own = torch.tensor([[2.0, -9.0, -9.0, -9.0, 1.0], [3.0, -9.0, -9.0, -9.0, 3.0]])
+
+    def positions(sharpness):
+        layer = modeling.GroundingMaps(channels=2, maps=2, hidden_size=4, and_maps=1,
+                                       token_sharpness=sharpness)
+        layer.heat = torch.nn.Identity()
+        logits, positions, _ = layer(own.view(1, 2, 1, 5))
+        return logits, positions[0, :, 0]
+    soft_logits, soft = positions(1.0)
+    sharp_logits, sharp = positions(8.0)
+    assert -0.4 < soft[0].item() < 0.0  # between the peaks (cell 0 is at u -0.8, cell 4 +0.8)
+    assert sharp[0].item() == pytest.approx(-0.8, abs=0.01)
+    assert sharp[1].item() == pytest.approx(soft[1].item()) == pytest.approx(0.0, abs=1e-6)
+    torch.testing.assert_close(sharp_logits, soft_logits)  # the maps and their loss unchanged
+    with pytest.raises(ValueError, match='token_sharpness'):
+        modeling.GroundingMaps(channels=2, maps=2, hidden_size=4, token_sharpness=0.0)
 
 
 def grounded_training_step(model, target_maps=(0, 1)):

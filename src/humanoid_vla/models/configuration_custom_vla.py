@@ -149,6 +149,10 @@ class CustomVLAConfig(PretrainedConfig):
       action head must then find the object through the maps, which find an unseen
       colour-shape pair more often than the actions went to it (session 24: in 10 of 30 novel
       touches map 0 stayed on the named object while the hand went to a look-alike).
+    - ``grounding_token_sharpness``: each single-object map's token (its expected position
+      and the features there) weighs the cells by the map's probabilities to this power,
+      renormalised: above 1 the token stands on the map's strongest peak rather than between
+      two (see ``GroundingMaps._token_weights``).
     - ``fusion_scene_tokens``: False leaves the image and keypoint tokens out of the fusion
       layers altogether (e.g. at inference, for a model trained with ``scene_token_dropout``).
     """
@@ -197,6 +201,7 @@ class CustomVLAConfig(PretrainedConfig):
     grounding_shape_maps: int = 0
     grounding_shape_width: int = 32
     grounding_stride: int = 8
+    grounding_token_sharpness: float = 1.0
     scene_token_dropout: float = 0.0
     fusion_scene_tokens: bool = True
 
@@ -287,6 +292,9 @@ class CustomVLAConfig(PretrainedConfig):
         for name in ('grounding_pixel_width', 'grounding_shape_width'):
             if getattr(self, name) < 1:
                 raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+        if self.grounding_token_sharpness <= 0:
+            raise ValueError('grounding_token_sharpness must be > 0, got '
+                             f'{self.grounding_token_sharpness}')
         if not 0.0 <= self.scene_token_dropout < 1.0:
             raise ValueError(
                 f'scene_token_dropout must be in [0, 1), got {self.scene_token_dropout}')

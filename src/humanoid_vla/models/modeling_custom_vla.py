@@ -455,7 +455,8 @@ class GroundingMaps(nn.Module):
     plus a correction read from the stride-4 features beside the upsampled stride-8 ones.  A
     stride-8 cell is about 4 cm of table under the head camera, close to the 3 cm within which
     a closing hand grasps; the stride-4 stage still knows where inside a cell an edge lies.
-    Starting from the coarse maps keeps the fine ones as quick to learn.
+    Starting from the coarse maps keeps the fine ones as quick to learn.  ``token_sharpness``:
+    see :meth:`_token_weights`.
     """
 
     sigma_cells = 1.0  # width of the target's Gaussian, in grid cells
@@ -464,9 +465,13 @@ class GroundingMaps(nn.Module):
                  language_size: int | None = None, key_size: int = 64,
                  fine_channels: int | None = None, word_factors: int = 0,
                  word_queries: bool = True, and_maps: int = 0, pixel_maps: int = 0,
-                 pixel_width: int = 16, shape_maps: int = 0, shape_width: int = 32) -> None:
+                 pixel_width: int = 16, shape_maps: int = 0, shape_width: int = 32,
+                 token_sharpness: float = 1.0) -> None:
         super().__init__()
         self.maps = maps
+        if token_sharpness <= 0:
+            raise ValueError(f'token_sharpness must be > 0, got {token_sharpness}')
+        self.token_sharpness = token_sharpness
         self.heat = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1), nn.GELU(), nn.Conv2d(channels, maps, 1))
         self.refine = None
@@ -551,12 +556,28 @@ class GroundingMaps(nn.Module):
             logits = torch.cat([logits[:, :1] + agreed[:, None].to(logits.dtype),
                                 logits[:, 1:]], dim=1)
         height, width = features.shape[-2:]
-        weights = logits.float().softmax(dim=-1).to(features.dtype)
+        weights = self._token_weights(logits).to(features.dtype)
         centres = grid_centres(height, width, features.device, features.dtype)
         positions = weights @ centres
         attended = weights @ features.flatten(2).transpose(1, 2)
         tokens = self.token(torch.cat([positions, attended], dim=-1))
         return logits, positions, tokens
+
+    def _token_weights(self, logits: torch.Tensor) -> torch.Tensor:
+        """
+        Return the cell weights ``(B, M, cells)`` of each map's token: its softmax.
+
+        With ``token_sharpness`` s > 1 the maps that point at one object (all but the AND
+        maps, which light up several) weigh cells by their s-th power (renormalised): where a
+        map is split between the named object and a look-alike, its token then stands on the
+        stronger peak, not halfway between (over the taller of the two, for a touch).
+        """
+        logits = logits.float()
+        if self.token_sharpness != 1.0:
+            single = self.maps - self.and_maps
+            logits = torch.cat([logits[:, :single] * self.token_sharpness,
+                                logits[:, single:]], dim=1)
+        return logits.softmax(dim=-1)
 
     def _refined(self, logits: torch.Tensor, features: torch.Tensor,
                  fine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -759,7 +780,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 and_maps=config.grounding_and_maps, pixel_maps=config.grounding_pixel_maps,
                 pixel_width=config.grounding_pixel_width,
                 shape_maps=config.grounding_shape_maps,
-                shape_width=config.grounding_shape_width)
+                shape_width=config.grounding_shape_width,
+                token_sharpness=config.grounding_token_sharpness)
         self.subgoal_head = None
         if config.subgoal_loss_weight > 0:
             self.subgoal_head = nn.Sequential(
