@@ -145,10 +145,10 @@ class CustomVLAConfig(PretrainedConfig):
       every training image recoloured at random (``ShapeMatch``), so a map trained to find
       "every block" cannot use the colours blocks had in training.
     - ``scene_token_dropout``: in training, the share of items whose fusion layers see the
-      grounding maps' tokens alone, without the image tokens and the keypoint token: the
-      action head must then find the object through the maps, which find an unseen
-      colour-shape pair more often than the actions went to it (session 24: in 10 of 30 novel
-      touches map 0 stayed on the named object while the hand went to a look-alike).
+      grounding maps' tokens alone, without the image tokens and the keypoint token, so that
+      the action head learns to act on where the maps point (session 24: not adopted; most
+      touches that failed with map 0 on the named object came down beside it, see
+      docs/results).
     - ``grounding_token_sharpness``: each single-object map's token (its expected position
       and the features there) weighs the cells by the map's probabilities to this power,
       renormalised: above 1 the token stands on the map's strongest peak rather than between

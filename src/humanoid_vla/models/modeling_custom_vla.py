@@ -985,20 +985,17 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         film_context = self._film_context(instruction_embeddings, attention_mask, proprio)
         vision_tokens, feature_map, fine_map = self._encode_image(pixel_values, film_context)
         device = vision_tokens.device
-        context = self.language_proj(instruction_embeddings.to(device, vision_tokens.dtype))
-        padding = None
-        if attention_mask is not None:
-            padding = ~attention_mask.to(device=device, dtype=torch.bool)
-        for block in self.cross_attention:
-            vision_tokens = block(vision_tokens, context, padding)
         proprio_features = None
         if self.proprio_proj is not None:
             if proprio is None:
                 raise ValueError('this model was configured with use_proprio=True: pass proprio')
             proprio_features = self.proprio_proj(proprio.to(device, vision_tokens.dtype))
-        if self.keypoints is not None:
-            keypoints = self.keypoint_proj(self.keypoints(feature_map))
-            vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
+        # Without them in the fusion layers (fusion_scene_tokens False) the scene tokens are
+        # not computed at all.
+        scene_tokens = (self._scene_tokens(vision_tokens, feature_map, instruction_embeddings,
+                                           attention_mask)
+                        if self.config.fusion_scene_tokens else None)
+        fusion_tokens = scene_tokens
         grounding_logits = grounding_positions = grounding_probabilities = None
         fusion_padding = None
         if self.grounding is not None:
@@ -1014,10 +1011,10 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
             grounding_grid = tuple((feature_map if fine_map is None else fine_map).shape[-2:])
             grounding_logits, grounding_positions, grounding_tokens = self.grounding(
                 feature_map, words, attention_mask, fine_map, pixels)
-            vision_tokens, fusion_padding = self._fusion_tokens(grounding_tokens, vision_tokens)
+            fusion_tokens, fusion_padding = self._fusion_tokens(grounding_tokens, scene_tokens)
             grounding_probabilities = grounding_logits.float().softmax(dim=-1).unflatten(
                 -1, grounding_grid)
-        pooled = self.pool(vision_tokens, proprio_features, fusion_padding)
+        pooled = self.pool(fusion_tokens, proprio_features, fusion_padding)
         head = self.action_head(pooled)
         action_logits = None
         if self.action_bins is None:
@@ -1079,16 +1076,32 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'{tuple(subgoal_actions.shape)}')
         return self.config.subgoal_loss_weight * (predicted - target).abs().mean()
 
-    def _fusion_tokens(self, grounding_tokens: torch.Tensor, scene_tokens: torch.Tensor
+    def _scene_tokens(self, vision_tokens: torch.Tensor, feature_map: torch.Tensor,
+                      instruction_embeddings: torch.Tensor,
+                      attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Return the keypoint token (if any), then the image tokens after cross-attention."""
+        device = vision_tokens.device
+        context = self.language_proj(instruction_embeddings.to(device, vision_tokens.dtype))
+        padding = None
+        if attention_mask is not None:
+            padding = ~attention_mask.to(device=device, dtype=torch.bool)
+        for block in self.cross_attention:
+            vision_tokens = block(vision_tokens, context, padding)
+        if self.keypoints is not None:
+            keypoints = self.keypoint_proj(self.keypoints(feature_map))
+            vision_tokens = torch.cat([keypoints.unsqueeze(1), vision_tokens], dim=1)
+        return vision_tokens
+
+    def _fusion_tokens(self, grounding_tokens: torch.Tensor, scene_tokens: torch.Tensor | None
                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """
         Return the tokens the fusion layers see and their padding mask (True = left out).
 
         The grounding maps' tokens, then the scene tokens (keypoints, image tokens) unless
-        ``fusion_scene_tokens`` is False; in training, ``scene_token_dropout`` of the items
-        have their scene tokens masked out.
+        there are none (``fusion_scene_tokens`` False); in training, ``scene_token_dropout``
+        of the items have their scene tokens masked out.
         """
-        if not self.config.fusion_scene_tokens:
+        if scene_tokens is None:
             return grounding_tokens, None
         tokens = torch.cat([grounding_tokens, scene_tokens], dim=1)
         if not (self.training and self.config.scene_token_dropout):
