@@ -1,8 +1,9 @@
 """Where the expert's open hand comes down to touch an object: the named object first."""
 
 from humanoid_vla.sim.touch_plan import (contact_height, crossing_height, FIRST_MARGIN,
-                                         first_touch_margin, TableObject, TOUCH_MIN_X,
-                                         TOUCH_REACH_X, touch_spot)
+                                         first_touch_margin, ROOM_REACH_SLACK,
+                                         SPOT_ROOM_TIERS, spot_rooms, TableObject,
+                                         TOUCH_MIN_X, TOUCH_REACH_X, touch_spot)
 import numpy as np
 
 TABLE_Z = -0.093  # the simulated table's top in base_link
@@ -37,9 +38,35 @@ def test_a_taller_neighbour_under_the_fingers_moves_the_spot():
 def test_a_low_neighbour_is_touched_no_sooner_than_the_target():
     plate = TableObject(BLOCK.x + 0.12, BLOCK.y, 0.075, TABLE_Z + PLATE_HEIGHT)
     spot, _ = touch_spot(BLOCK, [plate], TABLE_Z, near_half(BLOCK), START)
-    assert np.linalg.norm(spot - near_half(BLOCK)) <= 0.0071
     plate_height = contact_height(spot, plate)
     assert plate_height is None or contact_height(spot, BLOCK) > plate_height
+
+
+def test_the_spot_keeps_room_from_a_neighbour_when_it_can():
+    # A plate 1.2 cm beyond the block's far edge: over the near half, the finger tips are
+    # 1 cm from where they would reach the plate first. The spot backs off towards the robot
+    # to keep the wanted room (SPOT_ROOM_TIERS[0]), and no further than it needs.
+    plate = TableObject(BLOCK.x + 0.12, BLOCK.y, 0.075, TABLE_Z + PLATE_HEIGHT)
+    preferred = near_half(BLOCK)
+    assert first_touch_margin(preferred + [0.01, 0.0], BLOCK, [plate], TABLE_Z) < FIRST_MARGIN
+    spot, _ = touch_spot(BLOCK, [plate], TABLE_Z, preferred, START)
+    room = SPOT_ROOM_TIERS[0]
+    inside = 0.75 * room  # a miss of less than the room still touches the block first
+    for offset in ([inside, 0.0], [0.0, inside], [0.0, -inside], [-inside, 0.0]):
+        assert first_touch_margin(spot + offset, BLOCK, [plate], TABLE_Z) >= FIRST_MARGIN
+    assert np.linalg.norm(spot - preferred) <= room + 0.0071
+
+
+def test_room_is_not_sought_further_from_the_robot():
+    # A tall cup 11 cm behind the block (towards the robot): the thumb comes down on it from
+    # spots 1 cm behind the near half. Backing away from it would take the hand further out,
+    # where the arm reaches worse than the model says; the spot keeps room by moving sideways.
+    cup = TableObject(BLOCK.x - BLOCK.radius - 0.11, BLOCK.y, 0.028, TABLE_Z + CUP_HEIGHT)
+    preferred = near_half(BLOCK)
+    assert first_touch_margin(preferred - [0.01, 0.0], BLOCK, [cup], TABLE_Z) < FIRST_MARGIN
+    spot, _ = touch_spot(BLOCK, [cup], TABLE_Z, preferred, START)
+    assert first_touch_margin(spot, BLOCK, [cup], TABLE_Z) >= FIRST_MARGIN
+    assert spot[0] <= preferred[0] + ROOM_REACH_SLACK
 
 
 def test_a_spot_beside_the_target_misses_it():
@@ -62,3 +89,10 @@ def test_the_hand_crosses_the_table_above_every_object_on_its_way():
     # Far from the way, the cup does not raise the crossing; over bare table it is low.
     far_end = np.array([0.30, 0.0])
     assert crossing_height([cup], np.array([0.25, 0.05]), far_end, TABLE_Z) < cup.top
+
+
+def test_a_spot_s_room_is_the_distance_to_the_nearest_blocked_spot():
+    sites = np.array([[0.0, 0.0], [0.01, 0.0], [0.03, 0.04]])
+    rooms = spot_rooms(sites, np.array([False, False, True]))
+    assert np.allclose(rooms, [0.05, np.hypot(0.02, 0.04), 0.0])
+    assert np.all(np.isinf(spot_rooms(sites, np.zeros(3, dtype=bool))))
