@@ -43,8 +43,20 @@ def test_summary_counts_outcomes_and_the_hand_offset_per_outcome():
     assert summary['outcomes'] == {**dict.fromkeys(TOUCH_OUTCOMES, 0), 'success': 2,
                                    'never_touched': 1}
     assert summary['target_offset_cm_median'] == {'success': 2.0, 'never_touched': 20.0}
+    assert summary['spot_offset_cm_median'] == {}  # no episode says where the spot was
     text = format_touch_summary('x', summary)
     assert 'x: 3 touch episodes' in text and 'never_touched 1' in text
+
+
+def test_summary_gives_the_offset_from_the_expert_s_spot_per_outcome():
+    episodes = [TouchDiagnosis(1, 'i', 'red_block', 'success', spot_offset_m=0.01),
+                TouchDiagnosis(2, 'i', 'red_block', 'success', spot_offset_m=0.02),
+                TouchDiagnosis(3, 'i', 'red_block', 'other_first', spot_offset_m=0.07),
+                TouchDiagnosis(4, 'i', 'red_block', 'other_first', spot_offset_m=None)]
+    summary = summarize_touches(episodes)
+    assert summary['spot_offset_cm_median'] == {'success': 1.5, 'other_first': 7.0}
+    assert "expert's touch spot, median cm: success 1.5, other_first 7.0" in \
+        format_touch_summary('x', summary)
 
 
 @needs_rendering
@@ -54,6 +66,7 @@ def test_the_expert_touches_the_named_object_first_over_it(env):
     assert 'red_block' in episode.first_touched
     assert episode.first_touch_step == episode.steps
     assert episode.target_offset_m < 0.05  # a block's radius is 3.4 cm
+    assert episode.spot_offset_m < 0.02  # it comes down over the spot it planned
 
 
 @needs_rendering
@@ -68,6 +81,7 @@ def test_a_hand_that_goes_for_a_neighbour_is_sorted_by_what_it_shares(env, neigh
     assert episode.first_touched == (neighbour,)
     assert episode.steps == 40  # never a success: the budget ran out
     assert episode.target_offset_m > 0.05
+    assert episode.spot_offset_m > 0.05  # the named object's spot, not the neighbour's
 
 
 @needs_rendering
@@ -94,3 +108,5 @@ def test_the_command_line_diagnoses_touches(tmp_path, capsys):
     assert [e['instruction'] for e in written['episodes']] == [
         sample_task(seed, 'touch').instruction for seed in (10000, 10002)]
     assert written['summary']['outcomes']['success'] == 2
+    assert "cm from the expert's spot" in printed
+    assert all(e['spot_offset_m'] < 0.02 for e in written['episodes'])

@@ -115,7 +115,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 episode = run_touch_episode(env, task, make_actor, args.max_steps,
                                             args.substeps)
                 where = (f'first touched {", ".join(episode.first_touched) or "nothing"}, '
-                         f'hand {100 * episode.target_offset_m:.1f} cm from the target')
+                         f'hand {100 * episode.target_offset_m:.1f} cm from the target, '
+                         f"{100 * episode.spot_offset_m:.1f} cm from the expert's spot")
             else:
                 episode = run_episode(env, task, make_actor, args.max_steps, args.substeps)
                 first = episode.closings[0] if episode.closings else None

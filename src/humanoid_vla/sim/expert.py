@@ -156,9 +156,14 @@ class ScriptedExpert:
             return self.command_pos + np.array([-0.05, 0.0, 0.1])
         raise ValueError(f'unknown phase {name!r}')
 
-    def _touch_waypoint(self, name: str, top: float) -> np.ndarray:
-        """Return the touch phases' waypoints: up, across above the way, straight down."""
-        if self.touch_xy is None:  # planned once, from where the hand starts
+    def plan_touch(self) -> tuple[np.ndarray, float]:
+        """
+        Return the touch spot (grasp-site xy) and the crossing height (see `touch_plan`).
+
+        Planned once, from where the hand is at the first call (the first tick's, or before:
+        the touch diagnosis asks where the expert would have come down).
+        """
+        if self.touch_xy is None:
             objects = {obj: self._table_object(obj) for obj in self.world.object_names()}
             target = objects.pop(self.task.target)
             # Prefer the near half of the object: the middle of a far plate is out of reach.
@@ -166,6 +171,11 @@ class ScriptedExpert:
             self.touch_xy, self.crossing_z = touch_spot(
                 target, list(objects.values()), self.world.table_top_z(), preferred,
                 self.command_pos[:2].copy())
+        return self.touch_xy, self.crossing_z
+
+    def _touch_waypoint(self, name: str, top: float) -> np.ndarray:
+        """Return the touch phases' waypoints: up, across above the way, straight down."""
+        self.plan_touch()
         if name == 'rise':
             return np.array([self.command_pos[0], self.command_pos[1],
                              max(self.crossing_z, self.command_pos[2])])
