@@ -5,9 +5,10 @@ A touch counts only when the named object is among the first the hand touches (s
 `success.task_success`), so the scripted expert must not brush a taller neighbour on its way:
 it crosses the table above every object on its way and then comes straight down over a spot
 chosen here, with room to spare from the spots where a neighbour would be touched first (a
-policy that copies the expert misses its spot by a centimetre or two). The open hand is modelled, around the grasp site in the grasp orientation, as a
-few boxes (fingers ahead, palm, thumb behind and lowest), measured from the G1 Dex3 collision
-geoms (`TabletopWorld.hand_geoms`). All coordinates are base frame (m). Through the bridge
+policy that copies the expert misses its spot by a centimetre or two). The open hand is
+modelled, around the grasp site in the grasp orientation, as a few boxes (fingers ahead,
+palm, thumb behind and lowest), measured from the G1 Dex3 collision geoms
+(`TabletopWorld.hand_geoms`). All coordinates are base frame (m). Through the bridge
 (commands applied at every 20 ms physics step) the expert touches the named object first in
 97 of 100 train and 97 of 100 novel seeds (1000-1099, 50000-50099).
 """
