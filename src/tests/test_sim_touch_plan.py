@@ -2,7 +2,7 @@
 
 from humanoid_vla.sim.touch_plan import (contact_height, crossing_height, FIRST_MARGIN,
                                          first_touch_margin, ROOM_REACH_SLACK,
-                                         SPOT_ROOM_TIERS, spot_rooms, TableObject,
+                                         ROOMY_SPOT_TIERS, spot_rooms, TableObject,
                                          TOUCH_MIN_X, TOUCH_REACH_X, touch_spot)
 import numpy as np
 
@@ -38,6 +38,7 @@ def test_a_taller_neighbour_under_the_fingers_moves_the_spot():
 def test_a_low_neighbour_is_touched_no_sooner_than_the_target():
     plate = TableObject(BLOCK.x + 0.12, BLOCK.y, 0.075, TABLE_Z + PLATE_HEIGHT)
     spot, _ = touch_spot(BLOCK, [plate], TABLE_Z, near_half(BLOCK), START)
+    assert np.linalg.norm(spot - near_half(BLOCK)) <= 0.0071  # no room sought by default
     plate_height = contact_height(spot, plate)
     assert plate_height is None or contact_height(spot, BLOCK) > plate_height
 
@@ -45,12 +46,12 @@ def test_a_low_neighbour_is_touched_no_sooner_than_the_target():
 def test_the_spot_keeps_room_from_a_neighbour_when_it_can():
     # A plate 1.2 cm beyond the block's far edge: over the near half, the finger tips are
     # 1 cm from where they would reach the plate first. The spot backs off towards the robot
-    # to keep the wanted room (SPOT_ROOM_TIERS[0]), and no further than it needs.
+    # to keep the wanted room (ROOMY_SPOT_TIERS[0]), and no further than it needs.
     plate = TableObject(BLOCK.x + 0.12, BLOCK.y, 0.075, TABLE_Z + PLATE_HEIGHT)
     preferred = near_half(BLOCK)
     assert first_touch_margin(preferred + [0.01, 0.0], BLOCK, [plate], TABLE_Z) < FIRST_MARGIN
-    spot, _ = touch_spot(BLOCK, [plate], TABLE_Z, preferred, START)
-    room = SPOT_ROOM_TIERS[0]
+    spot, _ = touch_spot(BLOCK, [plate], TABLE_Z, preferred, START, ROOMY_SPOT_TIERS)
+    room = ROOMY_SPOT_TIERS[0]
     inside = 0.75 * room  # a miss of less than the room still touches the block first
     for offset in ([inside, 0.0], [0.0, inside], [0.0, -inside], [-inside, 0.0]):
         assert first_touch_margin(spot + offset, BLOCK, [plate], TABLE_Z) >= FIRST_MARGIN
@@ -64,7 +65,7 @@ def test_room_is_not_sought_further_from_the_robot():
     cup = TableObject(BLOCK.x - BLOCK.radius - 0.11, BLOCK.y, 0.028, TABLE_Z + CUP_HEIGHT)
     preferred = near_half(BLOCK)
     assert first_touch_margin(preferred - [0.01, 0.0], BLOCK, [cup], TABLE_Z) < FIRST_MARGIN
-    spot, _ = touch_spot(BLOCK, [cup], TABLE_Z, preferred, START)
+    spot, _ = touch_spot(BLOCK, [cup], TABLE_Z, preferred, START, ROOMY_SPOT_TIERS)
     assert first_touch_margin(spot, BLOCK, [cup], TABLE_Z) >= FIRST_MARGIN
     assert spot[0] <= preferred[0] + ROOM_REACH_SLACK
 
