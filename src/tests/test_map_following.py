@@ -61,6 +61,8 @@ def test_map_0_is_read_once_in_the_episodes_first_frame(env):
     episode = run_touch_episode(env, task, first_frame, substeps=5)
     # Read after the reset: the objects it names are this scene's.
     assert first_frame.nearest == look_alike and policy.calls == 1
+    look_alike_xy = env.world.object_pose(look_alike)[0][:2]
+    assert np.hypot(*(first_frame.point[:2] - look_alike_xy)) < 0.03
     # The wrapped factory still acts: the expert touches the named object.
     assert episode.outcome == 'success'
 
@@ -80,3 +82,7 @@ def test_the_command_line_says_where_map_0_pointed(tmp_path, capsys, small_sim_c
     written = json.loads(out.read_text())
     assert written['summary']['map0']['episodes'] == 1
     assert written['episodes'][0]['map0_object'] in sample_task(TOUCH_SEED, 'touch').objects
+    # Where map 0 pointed, measured from the expert's touch spot (planned at the reset).
+    episode = written['episodes'][0]
+    assert len(episode['expert_spot']) == 2
+    assert 0.0 <= episode['map0_spot_offset_m'] < 1.0

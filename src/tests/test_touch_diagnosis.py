@@ -57,6 +57,16 @@ def test_summary_gives_the_offset_from_the_expert_s_spot_per_outcome():
     assert summary['spot_offset_cm_median'] == {'success': 1.5, 'other_first': 7.0}
     assert "expert's touch spot, median cm: success 1.5, other_first 7.0" in \
         format_touch_summary('x', summary)
+    assert "map 0's first-frame point" not in format_touch_summary('x', summary)
+
+
+def test_summary_gives_map_0_s_offset_from_the_expert_s_spot_per_outcome():
+    episodes = [TouchDiagnosis(1, 'i', 'red_block', 'success', map0_spot_offset_m=0.02),
+                TouchDiagnosis(2, 'i', 'red_block', 'other_first', map0_spot_offset_m=0.06)]
+    summary = summarize_touches(episodes)
+    assert summary['map0_spot_offset_cm_median'] == {'success': 2.0, 'other_first': 6.0}
+    assert ("map 0's first-frame point to the expert's touch spot, median cm: success 2.0, "
+            'other_first 6.0') in format_touch_summary('x', summary)
 
 
 @needs_rendering

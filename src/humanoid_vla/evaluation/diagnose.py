@@ -30,6 +30,7 @@ from humanoid_vla.evaluation.touch_diagnosis import (format_touch_summary, MAX_T
                                                      run_touch_episode, summarize_touches,
                                                      TouchDiagnosis)
 from humanoid_vla.sim.tasks import sample_task
+import numpy as np
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +126,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if first_frame is not None:
                 episode.map0_object = first_frame.nearest
                 where += f', map 0 at first on {first_frame.nearest}'
+                if args.family == 'touch':
+                    episode.map0_spot_offset_m = float(np.hypot(
+                        *(first_frame.point[:2] - episode.expert_spot)))
+                    where += f" {100 * episode.map0_spot_offset_m:.1f} cm from the expert's spot"
             print(f'seed {seed} {episode.outcome:<17} {episode.steps:3d} steps  {where}  '
                   f'{episode.instruction!r}', flush=True)
             episodes.append(episode)

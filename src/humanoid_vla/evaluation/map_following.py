@@ -20,6 +20,7 @@ from typing import Callable, Collection, Optional, Sequence
 from humanoid_vla.evaluation.grounding import answer_point, nearest_object
 from humanoid_vla.evaluation.rollout import Actor, observe
 from humanoid_vla.sim.tasks import TaskSpec
+import numpy as np
 
 
 class FirstFrameMap:
@@ -35,12 +36,13 @@ class FirstFrameMap:
         self.policy = policy
         self.make_actor = make_actor
         self.nearest: Optional[str] = None
+        self.point: Optional[np.ndarray] = None  # map 0's base-frame point, target centre height
 
     def __call__(self, env, task: TaskSpec) -> Actor:
         positions = {name: env.world.object_pose(name)[0] for name in task.objects}
-        point = answer_point(self.policy, observe(env, task.instruction), 'map',
-                             env.world.camera_in_base(), positions[task.target][2])
-        self.nearest = nearest_object(point, positions)
+        self.point = answer_point(self.policy, observe(env, task.instruction), 'map',
+                                  env.world.camera_in_base(), positions[task.target][2])
+        self.nearest = nearest_object(self.point, positions)
         return self.make_actor(env, task)
 
 

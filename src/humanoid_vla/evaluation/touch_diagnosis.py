@@ -56,6 +56,10 @@ class TouchDiagnosis:
     # Grasp site to where the scripted expert would have come down (its touch spot, planned
     # after the reset), horizontally, at the first touch or the end.
     spot_offset_m: Optional[float] = None
+    expert_spot: Optional[tuple[float, float]] = None  # the expert's touch spot (x, y), base frame
+    # Map 0's first-frame point (map_following, at the target centre's height) to the expert's
+    # spot: small where the map found the spot even when the hand came down elsewhere.
+    map0_spot_offset_m: Optional[float] = None
 
 
 def classify_touch(target: str, first_touched: Collection[str]) -> str:
@@ -82,6 +86,7 @@ def run_touch_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpe
 
     def plan_then_act(env_, task_: TaskSpec) -> Actor:
         expert_spot[:] = ScriptedExpert(env_.world, task_, env_.side).plan_touch()[0]
+        diagnosis.expert_spot = (float(expert_spot[0]), float(expert_spot[1]))
         return make_actor(env_, task_)
 
     def offsets() -> tuple[float, float]:
@@ -110,6 +115,7 @@ def summarize_touches(episodes: Sequence[TouchDiagnosis]) -> dict[str, object]:
         'outcomes': {name: counts.get(name, 0) for name in TOUCH_OUTCOMES},
         'target_offset_cm_median': median_cm_per_outcome(episodes, 'target_offset_m'),
         'spot_offset_cm_median': median_cm_per_outcome(episodes, 'spot_offset_m'),
+        'map0_spot_offset_cm_median': median_cm_per_outcome(episodes, 'map0_spot_offset_m'),
     }
 
 
@@ -134,4 +140,7 @@ def format_touch_summary(label: str, summary: dict[str, object]) -> str:
                       f'  grasp site to target centre at the first touch (or the end), '
                       f'median cm: {medians("target_offset_cm_median")}',
                       f"  grasp site to the expert's touch spot, median cm: "
-                      f'{medians("spot_offset_cm_median")}'])
+                      f'{medians("spot_offset_cm_median")}']
+                     + ([f"  map 0's first-frame point to the expert's touch spot, median cm: "
+                         f'{medians("map0_spot_offset_cm_median")}']
+                        if summary.get('map0_spot_offset_cm_median') else []))
