@@ -133,6 +133,27 @@ class NormalizationStats:
         scaled = np.where(degenerate, 0.0, scaled)
         return np.where(self.mask, scaled, array)
 
+    def affine(self, dims: slice) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Return ``(scale, shift)`` with ``normalize(x) = scale * x + shift`` on ``dims``.
+
+        Before the bounds modes' clipping; for a model that must normalise raw positions
+        itself (``MapAnchors``). Degenerate dimensions get scale 0.
+        """
+        degenerate = self._degenerate()[dims]
+        if self.mode == 'mean_std':
+            scale = 1.0 / (self.std[dims] + EPS)
+            shift = -self.mean[dims] * scale
+        else:
+            low, high = (self.q01, self.q99) if self.mode == 'bounds_q99' \
+                else (self.min, self.max)
+            span = np.where(degenerate, 1.0, high[dims] - low[dims])
+            scale = 2.0 / span
+            shift = -1.0 - low[dims] * scale
+        scale = np.where(degenerate, 0.0, scale)
+        shift = np.where(degenerate, 0.0, shift)
+        return scale.astype(np.float32), shift.astype(np.float32)
+
     def unnormalize(self, y: Any) -> np.ndarray:
         """Map model outputs (..., D) back to raw actions; a degenerate dim maps to q01 or mean."""
         array = self._checked(y, 'actions to unnormalise')

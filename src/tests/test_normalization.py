@@ -146,3 +146,20 @@ def test_constructor_refuses_inconsistent_stats():
     with pytest.raises(NormalizationError, match='q01 <= q99'):
         NormalizationStats(min=ones, max=ones, mean=ones, std=ones, q01=ones, q99=-ones,
                            mask=np.ones(2, dtype=bool))
+
+
+@pytest.mark.parametrize('mode', ['bounds_q99', 'mean_std', 'min_max'])
+def test_affine_is_the_normalisation_of_in_range_positions(mode):
+    actions = dataset()
+    stats = NormalizationStats.from_actions(actions, mode=mode)
+    in_range = np.clip(actions, stats.q01, stats.q99)
+    scale, shift = stats.affine(slice(0, 2))
+    np.testing.assert_allclose(scale * in_range[:, :2] + shift, stats.normalize(in_range)[:, :2],
+                               rtol=0, atol=1e-5)
+
+
+def test_affine_of_a_degenerate_dimension_is_zero():
+    actions = dataset()
+    actions[:, 1] = 0.25
+    scale, shift = NormalizationStats.from_actions(actions).affine(slice(0, 2))
+    assert scale[1] == 0.0 and shift[1] == 0.0 and scale[0] > 0.0

@@ -373,6 +373,26 @@ def test_grounding_upcoming_trains_every_map_still_ahead(dataset, tmp_path):
         make_config(dataset, tmp_path / 'a', grounding_upcoming=True)
 
 
+def test_map_anchors_use_the_grounding_camera_and_the_run_s_action_units(dataset, tmp_path):
+    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+             'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2,
+             'map_anchors': True}
+    config = make_config(dataset, tmp_path / 'out', max_steps=2, model=model,
+                         subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA)
+    trainer = run_training(config)
+    anchors = trainer.model.map_anchors
+    assert trainer.model.config.map_anchor_camera == DOWN_CAMERA
+    scale, shift = trainer.stats.affine(slice(0, 2))
+    assert anchors.scale.tolist() == pytest.approx(scale.tolist())
+    assert anchors.shift.tolist() == pytest.approx(shift.tolist())
+    reloaded = load_checkpoint(tmp_path / 'out' / 'final').model
+    assert reloaded.map_anchors.scale.tolist() == pytest.approx(scale.tolist())
+    with pytest.raises(TrainingConfigError, match='first of the action_parts must be a pose'):
+        make_config(dataset, tmp_path / 'a', model=model, subgoal_part='right_gripper',
+                    grounding_camera=DOWN_CAMERA,
+                    action_parts=['right_gripper', 'right_hand_pose'])
+
+
 def test_peer_grounding_targets_train_one_map_per_group_with_every_peer():
     camera = PinholeCamera.from_mapping(DOWN_CAMERA)
     positions = np.zeros((1, 2, 2, 3))

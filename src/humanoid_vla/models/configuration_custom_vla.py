@@ -155,6 +155,12 @@ class CustomVLAConfig(PretrainedConfig):
       two (see ``GroundingMaps._token_weights``).
     - ``fusion_scene_tokens``: False leaves the image and keypoint tokens out of the fusion
       layers altogether (e.g. at inference, for a model trained with ``scene_token_dropout``).
+    - ``map_anchors``: each grounding map's expected position, carried along the ray of the
+      camera ``map_anchor_camera`` (the training config's ``grounding_camera``) to the plane
+      z = ``map_anchor_plane_z`` of the action frame, is added to the predicted hand x and y
+      (the first two action dimensions) through learnt gates that start closed (see
+      ``MapAnchors``): the head no longer has to copy where the maps point through the fusion
+      layers.
     """
 
     model_type = 'humanoid_custom_vla'
@@ -204,6 +210,9 @@ class CustomVLAConfig(PretrainedConfig):
     grounding_token_sharpness: float = 1.0
     scene_token_dropout: float = 0.0
     fusion_scene_tokens: bool = True
+    map_anchors: bool = False
+    map_anchor_camera: dict | None = None
+    map_anchor_plane_z: float = -0.05
 
     def __post_init__(self, **kwargs: Any) -> None:
         """Validate the fields, then let transformers handle its common keyword arguments."""
@@ -303,6 +312,11 @@ class CustomVLAConfig(PretrainedConfig):
                          and self.num_fusion_layers)):
             raise ValueError('scene_token_dropout and fusion_scene_tokens=False need '
                              'grounding_maps > 0, pooling "readout" and fusion layers')
+        if self.map_anchors and not (self.grounding_maps and self.map_anchor_camera
+                                     and self.action_dim >= 2 and not self.action_bins):
+            raise ValueError('map_anchors need grounding_maps > 0, map_anchor_camera, a '
+                             'regressed action head (action_bins 0) and the hand x, y as the '
+                             'first two action dimensions')
         if self.grounding_stride not in GROUNDING_STRIDES:
             raise ValueError(f'grounding_stride must be one of {GROUNDING_STRIDES}, '
                              f'got {self.grounding_stride}')

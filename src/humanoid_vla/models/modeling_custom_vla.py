@@ -34,6 +34,7 @@ from .language import (
     load_minilm_encoder,
     load_tokenizer,
 )
+from .map_anchors import MapAnchors
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -698,6 +699,12 @@ class CustomVLAPreTrainedModel(PreTrainedModel):
         if isinstance(module, PixelNormalizer):
             init.copy_(module.mean, torch.tensor(CLIP_MEAN).view(1, 3, 1, 1))
             init.copy_(module.std, torch.tensor(CLIP_STD).view(1, 3, 1, 1))
+        if isinstance(module, MapAnchors):
+            # Closed gates: a new model acts as the same model without anchors would.
+            init.zeros_(module.gates.weight)
+            init.zeros_(module.gates.bias)
+            init.ones_(module.scale)
+            init.zeros_(module.shift)
 
 
 class CustomVLAModel(CustomVLAPreTrainedModel):
@@ -782,6 +789,11 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 shape_maps=config.grounding_shape_maps,
                 shape_width=config.grounding_shape_width,
                 token_sharpness=config.grounding_token_sharpness)
+        self.map_anchors = None
+        if config.map_anchors:
+            self.map_anchors = MapAnchors(config.map_anchor_camera, config.map_anchor_plane_z,
+                                          config.grounding_maps, config.hidden_size,
+                                          config.chunk_size)
         self.subgoal_head = None
         if config.subgoal_loss_weight > 0:
             self.subgoal_head = nn.Sequential(
@@ -1019,6 +1031,9 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         action_logits = None
         if self.action_bins is None:
             predicted = head.view(batch_size, self.config.chunk_size, self.config.action_dim)
+            if self.map_anchors is not None:
+                offsets = self.map_anchors(pooled, grounding_positions)
+                predicted = torch.cat([predicted[..., :2] + offsets, predicted[..., 2:]], dim=-1)
         else:
             action_logits = head.view(batch_size, self.config.chunk_size,
                                       self.config.action_dim, self.action_bins.count)

@@ -256,6 +256,11 @@ class TrainingConfig:
             if not spec.position_slices():
                 raise TrainingConfigError(
                     f'grounding_maps need a pose among the action_parts, got {spec.parts}')
+            starts = [part.start for part in spec.position_slices().values()]
+            if model_config.map_anchors and 0 not in starts:
+                raise TrainingConfigError(
+                    'map_anchors move the first two action dimensions: the first of the '
+                    f'action_parts must be a pose, got {spec.parts}')
             try:
                 self.camera
             except CameraCalibrationError as err:
@@ -401,6 +406,9 @@ class TrainingConfig:
                     f"{fields_['image_size']}; set one of them")
             fields_['image_size'] = self.image_size
         fields_.update(derived)
+        if fields_.get('map_anchors') and fields_.get('map_anchor_camera') is None:
+            # The anchors go through the camera the maps are trained against.
+            fields_['map_anchor_camera'] = self.grounding_camera
         try:
             return CustomVLAConfig(**fields_)
         except (TypeError, ValueError) as err:

@@ -403,6 +403,10 @@ class Trainer:
             self.model = CustomVLAModel(model_config).to(self.device)
             self.stats = NormalizationStats.from_actions(
                 self.train_data.all_actions(), mask=~self.spec.gripper_mask())
+            if self.model.map_anchors is not None:
+                scale, shift = self.stats.affine(slice(0, 2))
+                self.model.map_anchors.set_normalization(torch.from_numpy(scale),
+                                                         torch.from_numpy(shift))
         self.model.train()
         self.paraphrases = config.paraphrase_table() if config.use_instruction else None
         self._warm_instruction_cache()
