@@ -46,12 +46,8 @@ class MapAnchors(nn.Module):
         # statistics by the trainer, then saved with the weights).
         self.register_buffer('scale', torch.ones(ANCHOR_DIMS))
         self.register_buffer('shift', torch.zeros(ANCHOR_DIMS))
+        # Closed at the start (CustomVLAPreTrainedModel._init_weights zeroes them).
         self.gates = nn.Linear(hidden_size, chunk_size * maps)
-
-    def reset_gates(self) -> None:
-        """Start with closed gates: the actions are the head's alone."""
-        nn.init.zeros_(self.gates.weight)
-        nn.init.zeros_(self.gates.bias)
 
     def set_normalization(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
         """Use ``normalised = scale * raw + shift`` for the anchors' x and y."""
