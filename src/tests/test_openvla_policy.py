@@ -1,5 +1,5 @@
 """
-Tests of the OpenVLA backend with a tiny stand-in model; no hub access, no GPU.
+Tests of the OpenVLA backend with a tiny stand-in model; no hub access, a GPU only if present.
 
 A temporary directory receives a ``trust_remote_code`` package shaped like openvla/openvla-7b: a
 ``config.json`` whose ``auto_map`` names ``AutoConfig`` and ``AutoModelForVision2Seq`` classes in
@@ -10,6 +10,7 @@ OpenVLA does, and a processor that ``AutoProcessor`` loads through ``processor_c
 of ``OpenVLAPolicy`` runs unchanged on it.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 import textwrap
@@ -175,7 +176,7 @@ def two_key_model_dir(tmp_path_factory, offline):
 
 @pytest.fixture(scope='module')
 def policy(model_dir):
-    return make_policy('openvla', model_name_or_path=model_dir)
+    return make_policy('openvla', model_name_or_path=model_dir, device='cpu')
 
 
 def frame():
@@ -188,7 +189,9 @@ def test_loads_remote_class_through_auto_map(model_dir, policy):
     assert type(policy.processor).__name__ == 'TinyOpenVLAProcessor'
 
 
-def test_cpu_defaults_to_float32(policy):
+def test_cpu_defaults_to_float32(model_dir, policy):
+    if not torch.cuda.is_available():
+        assert OpenVLAPolicy(model_dir).device == torch.device('cpu')
     assert policy.device == torch.device('cpu')
     assert policy.dtype == torch.float32
     assert all(p.dtype == torch.float32 for p in policy.model.parameters())
@@ -227,6 +230,26 @@ def test_action_dim_mismatch(model_dir, policy, monkeypatch):
     monkeypatch.setattr(policy.model, 'predict_action', lambda **kwargs: np.zeros(3))
     with pytest.raises(ActionSpecMismatchError, match='predict_action'):
         policy.predict(Observation(frame(), 'go'))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_cuda_defaults_to_bf16_and_returns_the_same_action(model_dir):
+    policy = OpenVLAPolicy(model_dir)
+    assert policy.device.type == 'cuda' and policy.dtype == torch.bfloat16
+    assert all(p.dtype == torch.bfloat16 and p.is_cuda for p in policy.model.parameters())
+    action = policy.predict(Observation(frame(), 'pick up the red cube'))
+    call = policy.model.calls[-1]
+    assert call['pixel_values'].dtype == torch.bfloat16 and call['pixel_values'].is_cuda
+    assert call['input_ids'].dtype == torch.long and call['input_ids'].is_cuda
+    assert action.shape == (1, SPEC.dim) and action.dtype == np.float64
+    np.testing.assert_allclose(action[0], expected_action())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec('bitsandbytes'),
+                    reason='needs a CUDA device without bitsandbytes')
+def test_quantization_on_cuda_without_bitsandbytes_names_the_package(model_dir):
+    with pytest.raises(OpenVLAConfigError, match='bitsandbytes package is not installed'):
+        OpenVLAPolicy(model_dir, load_in_4bit=True)
 
 
 @pytest.mark.parametrize('flag', ['load_in_8bit', 'load_in_4bit'])
