@@ -184,6 +184,34 @@ def test_head_camera_calibration_projects_each_object_onto_its_own_colour(world)
     assert matches >= 20, f'{matches} of 24 objects show their own colour where projected'
 
 
+@needs_gl
+def test_every_colour_stays_its_own_on_lit_tops(world):
+    """Blocks and bowls show their tops to the camera; too much light clips them to one colour."""
+    from humanoid_vla.sim.catalog import COLOURS
+    segmenter = mujoco.Renderer(world.model, 224, 224)
+    segmenter.enable_segmentation_rendering()
+    seen: dict[str, np.ndarray] = {}
+    try:
+        for index, colour in enumerate(COLOURS):
+            names = (f'{colour}_block', f'{colour}_bowl')
+            world.reset(index, SimpleNamespace(objects=names, target=names[0], reference=None))
+            image = world.render('head', 224)
+            segmenter.update_scene(world.data, camera=scene.HEAD_CAMERA)
+            segments = segmenter.render()
+            for name in names:
+                mask = ((segments[..., 0] == world.object_geom(name))
+                        & (segments[..., 1] == mujoco.mjtObj.mjOBJ_GEOM))
+                assert mask.sum() >= 20, f'{name} is hidden'
+                seen[name] = np.median(image[mask].astype(float), axis=0)
+    finally:
+        segmenter.close()
+    for shape in ('block', 'bowl'):
+        for first, second in itertools.combinations(COLOURS, 2):
+            a, b = seen[f'{first}_{shape}'], seen[f'{second}_{shape}']
+            # Before the lights were dimmed, orange and yellow bowls were 24 apart.
+            assert np.linalg.norm(a - b) > 40.0, (shape, first, a, second, b)
+
+
 def test_training_config_holds_the_head_camera_calibration(world):
     import yaml
     config = Path(__file__).resolve().parents[2] / 'config' / 'train_sim_touch_pick.yaml'

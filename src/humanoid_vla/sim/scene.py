@@ -63,6 +63,13 @@ TABLE_TOP_Z = PELVIS_HEIGHT - 0.093  # world frame (m)
 TABLE_CENTRE = (0.36, -0.10)  # base frame x, y (m)
 TABLE_HALF = (0.18, 0.36, 0.02)
 TABLE_RGBA = (0.42, 0.32, 0.24, 1.0)
+# Light intensities (grey): ambient and camera-borne headlight light every face, the overhead
+# and table lights the upward ones.
+LIGHT_AMBIENT = 0.3
+LIGHT_HEADLIGHT = 0.3
+LIGHT_OVERHEAD = 0.35
+LIGHT_TABLE = 0.1
+LIGHT_SPECULAR = 0.05
 
 HEAD_CAMERA = 'head'
 HEAD_CAMERA_POS = (0.09, 0.0, 0.42)  # in torso_link
@@ -168,13 +175,18 @@ def _add_camera_and_lights(spec: mujoco.MjSpec) -> None:
     spec.body('torso_link').add_camera(
         name=HEAD_CAMERA, pos=list(HEAD_CAMERA_POS), quat=list(_camera_quat(HEAD_CAMERA_PITCH)),
         fovy=HEAD_CAMERA_FOVY)
-    for light in spec.lights:
+    # The lights add up to just under 1 on an upward face: brighter, and the tops of orange
+    # and yellow objects both rendered as (255, 255, ~50), one colour to the camera.
+    for light in spec.lights:  # the robot file's overhead light
         light.castshadow = False
+        light.diffuse = [LIGHT_OVERHEAD] * 3
+        light.specular = [LIGHT_SPECULAR] * 3
     spec.worldbody.add_light(name='table_light', pos=[0.4, -0.1, 2.2], dir=[0.0, 0.0, -1.0],
-                             diffuse=[0.5, 0.5, 0.5], castshadow=False)
-    spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
-    spec.visual.headlight.diffuse = [0.4, 0.4, 0.4]
-    spec.visual.headlight.specular = [0.1, 0.1, 0.1]
+                             diffuse=[LIGHT_TABLE] * 3, specular=[LIGHT_SPECULAR] * 3,
+                             castshadow=False)
+    spec.visual.headlight.ambient = [LIGHT_AMBIENT] * 3
+    spec.visual.headlight.diffuse = [LIGHT_HEADLIGHT] * 3
+    spec.visual.headlight.specular = [LIGHT_SPECULAR] * 3
     spec.visual.quality.shadowsize = 0
     spec.visual.quality.offsamples = 0
 
