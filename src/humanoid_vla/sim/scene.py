@@ -175,7 +175,7 @@ def _add_camera_and_lights(spec: mujoco.MjSpec) -> None:
     spec.body('torso_link').add_camera(
         name=HEAD_CAMERA, pos=list(HEAD_CAMERA_POS), quat=list(_camera_quat(HEAD_CAMERA_PITCH)),
         fovy=HEAD_CAMERA_FOVY)
-    # The lights add up to just under 1 on an upward face: brighter, and the tops of orange
+    # The lights add up to about 1 on an upward face: brighter, and the tops of orange
     # and yellow objects both rendered as (255, 255, ~50), one colour to the camera.
     for light in spec.lights:  # the robot file's overhead light
         light.castshadow = False
