@@ -8,7 +8,9 @@ every recorded subgoal to an image position without recording anything new.
 
 Conventions are MuJoCo's (and OpenGL's): the camera looks along its -z axis with +y up.
 Normalised image coordinates run from -1 (left edge, top edge) to +1 (right, bottom) over the
-image, whatever its resolution, so they survive resizing.
+image, whatever its resolution, so they survive resizing.  A model that sees only a fixed window
+of the frame (``ImageCrop``) works in the window's normalised coordinates: a camera with that
+crop projects into them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 _KEYS = ('position', 'quaternion_xyzw', 'fovy_deg')
+_OPTIONAL_KEYS = ('aspect', 'crop')
 
 
 class CameraCalibrationError(ValueError):
@@ -37,18 +40,86 @@ def quaternion_xyzw_to_matrix(quaternion: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class ImageCrop:
+    """
+    A fixed window of the frame, ``[left, top, right, bottom]`` as fractions of its width/height.
+
+    Cropping the head camera's frame to the table before resizing gives the model more pixels per
+    object at the same input size (the table fills less than half of the head camera's frame).
+    """
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def __post_init__(self) -> None:
+        """Check that the window is inside the frame and not empty."""
+        values = (self.left, self.top, self.right, self.bottom)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise CameraCalibrationError(f'a crop is four numbers, got {values!r}')
+        if not (0.0 <= self.left < self.right <= 1.0 and 0.0 <= self.top < self.bottom <= 1.0):
+            raise CameraCalibrationError(
+                f'a crop [left, top, right, bottom] needs 0 <= left < right <= 1 and '
+                f'0 <= top < bottom <= 1, got {list(values)}')
+
+    @classmethod
+    def from_sequence(cls, values: Any) -> ImageCrop:
+        """Build from ``[left, top, right, bottom]`` (a config list)."""
+        if isinstance(values, (str, bytes)) or not hasattr(values, '__len__') or len(values) != 4:
+            raise CameraCalibrationError(
+                f'a crop is [left, top, right, bottom] (fractions of the frame), got {values!r}')
+        if any(isinstance(v, bool) for v in values):
+            raise CameraCalibrationError(f'a crop is four numbers, got {values!r}')
+        try:
+            numbers = [float(v) for v in values]
+        except (TypeError, ValueError) as err:
+            raise CameraCalibrationError(f'a crop is four numbers, got {values!r}') from err
+        return cls(*numbers)
+
+    def as_list(self) -> list[float]:
+        """Return ``[left, top, right, bottom]`` (for configs and JSON)."""
+        return [self.left, self.top, self.right, self.bottom]
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        """Return the window of an ``(H, W, ...)`` frame, its edges rounded to whole pixels."""
+        height, width = frame.shape[:2]
+        top, bottom = round(self.top * height), round(self.bottom * height)
+        left, right = round(self.left * width), round(self.right * width)
+        return frame[top:max(bottom, top + 1), left:max(right, left + 1)]
+
+    def to_window(self, uv: np.ndarray) -> np.ndarray:
+        """Map frame-normalised ``(..., 2)`` (u, v) to the window's normalised coordinates."""
+        centre, half = self._centre_and_half()
+        return (np.asarray(uv, dtype=float) - centre) / half
+
+    def to_frame(self, uv: np.ndarray) -> np.ndarray:
+        """Map the window's normalised ``(..., 2)`` (u, v) back to the frame's."""
+        centre, half = self._centre_and_half()
+        return np.asarray(uv, dtype=float) * half + centre
+
+    def _centre_and_half(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the window's centre and half size in frame-normalised coordinates."""
+        centre = np.array([self.left + self.right - 1.0, self.top + self.bottom - 1.0])
+        half = np.array([self.right - self.left, self.bottom - self.top])
+        return centre, half
+
+
+@dataclass(frozen=True)
 class PinholeCamera:
     """
     A camera's pose in the robot's base frame and its vertical field of view.
 
     ``rotation`` holds the camera's x (right), y (up) and z (backwards) axes as columns, in
-    base-frame coordinates.  ``aspect`` is width / height of the image.
+    base-frame coordinates.  ``aspect`` is width / height of the image.  With a ``crop``,
+    image coordinates are those of that window of the frame (what a model given the crop sees).
     """
 
     position: np.ndarray
     rotation: np.ndarray
     fovy_deg: float
     aspect: float = 1.0
+    crop: ImageCrop | None = None
 
     def __post_init__(self) -> None:
         """Check the shapes and the field of view."""
@@ -65,16 +136,21 @@ class PinholeCamera:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PinholeCamera:
-        """Build from ``{position: [x, y, z], quaternion_xyzw: [...], fovy_deg: f}``."""
+        """
+        Build from ``{position: [x, y, z], quaternion_xyzw: [...], fovy_deg: f}``.
+
+        Optional keys: ``aspect`` (width / height) and ``crop`` (``[left, top, right, bottom]``,
+        see ``ImageCrop``).
+        """
         if not isinstance(data, Mapping):
             raise CameraCalibrationError(
                 f'a camera calibration must be a mapping with keys {_KEYS}, got {data!r}')
         missing = [key for key in _KEYS if key not in data]
-        unknown = sorted(set(data) - set(_KEYS) - {'aspect'})
+        unknown = sorted(set(data) - set(_KEYS) - set(_OPTIONAL_KEYS))
         if missing or unknown:
             raise CameraCalibrationError(
                 f'camera calibration keys: missing {missing}, unknown {unknown}; '
-                f'expected {_KEYS} (and optionally aspect)')
+                f'expected {_KEYS} (and optionally {_OPTIONAL_KEYS})')
         try:
             position = np.asarray(data['position'], dtype=float).reshape(3)
             quaternion = np.asarray(data['quaternion_xyzw'], dtype=float).reshape(4)
@@ -83,8 +159,14 @@ class PinholeCamera:
                 f'position must be 3 numbers and quaternion_xyzw 4: {err}') from err
         if not np.linalg.norm(quaternion) > 0:
             raise CameraCalibrationError('quaternion_xyzw must not be zero')
+        crop = data.get('crop')
         return cls(position, quaternion_xyzw_to_matrix(quaternion), float(data['fovy_deg']),
-                   float(data.get('aspect', 1.0)))
+                   float(data.get('aspect', 1.0)),
+                   None if crop is None else ImageCrop.from_sequence(crop))
+
+    def cropped(self, crop: ImageCrop | None) -> PinholeCamera:
+        """Return this camera projecting into ``crop``'s window of its frame (None: the frame)."""
+        return PinholeCamera(self.position, self.rotation, self.fovy_deg, self.aspect, crop)
 
     @property
     def _tan_half_fovy(self) -> float:
@@ -104,7 +186,7 @@ class PinholeCamera:
             v = -in_camera[..., 1] / depth / self._tan_half_fovy
         result = np.stack([u, v], axis=-1)
         result[depth <= 0] = np.nan
-        return result
+        return result if self.crop is None else self.crop.to_window(result)
 
     def ray_to_plane(self, uv: np.ndarray, plane_z: float) -> np.ndarray:
         """
@@ -112,7 +194,8 @@ class PinholeCamera:
 
         The inverse of :meth:`project` for points on a horizontal plane (the table top).
         """
-        u, v = np.asarray(uv, dtype=float).reshape(2)
+        uv = np.asarray(uv, dtype=float).reshape(2)
+        u, v = uv if self.crop is None else self.crop.to_frame(uv)
         direction_camera = np.array([u * self._tan_half_fovy * self.aspect,
                                      -v * self._tan_half_fovy, -1.0])
         direction = self.rotation @ direction_camera

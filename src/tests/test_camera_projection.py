@@ -2,6 +2,7 @@
 
 from humanoid_vla.camera_projection import (
     CameraCalibrationError,
+    ImageCrop,
     PinholeCamera,
     quaternion_xyzw_to_matrix,
 )
@@ -65,3 +66,49 @@ def test_calibration_mappings_are_checked():
                                     'fovy_deg': 60})
     with pytest.raises(CameraCalibrationError, match='rotation'):
         PinholeCamera([0, 0, 0], np.ones((3, 3)), 60.0)
+
+
+# A window of the frame (left, top, right, bottom): the right three quarters, the middle half.
+TABLE_WINDOW = ImageCrop(0.25, 0.25, 1.0, 0.75)
+
+
+def test_a_crop_maps_its_corners_to_the_window_corners_and_back():
+    corners = np.array([[-0.5, -0.5], [1.0, 0.5], [0.25, 0.0]])  # frame-normalised
+    window = TABLE_WINDOW.to_window(corners)
+    assert window == pytest.approx(np.array([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
+    assert TABLE_WINDOW.to_frame(window) == pytest.approx(corners)
+
+
+def test_a_cropped_camera_projects_into_the_window_and_its_rays_invert_that():
+    cropped = DOWN.cropped(TABLE_WINDOW)
+    point = np.array([0.2, -0.4, 0.0])
+    assert cropped.project(point) == pytest.approx(TABLE_WINDOW.to_window(DOWN.project(point)))
+    assert cropped.ray_to_plane(cropped.project(point), plane_z=0.0) == pytest.approx(point)
+    assert DOWN.cropped(None).project(point) == pytest.approx(DOWN.project(point))
+
+
+def test_a_crop_cuts_whole_pixels_out_of_a_frame():
+    frame = np.arange(8 * 12).reshape(8, 12)
+    window = TABLE_WINDOW.apply(frame)  # rows 2..6, columns 3..12
+    assert window.shape == (4, 9) and window[0, 0] == frame[2, 3]
+    assert window[-1, -1] == frame[5, 11]
+
+
+@pytest.mark.parametrize('values, match', [
+    ([0.5, 0.0, 0.5, 1.0], 'left < right'),
+    ([0.0, 0.0, 1.2, 1.0], 'right <= 1'),
+    ([0.0, 0.0, 1.0], r'\[left, top, right, bottom\]'),
+    ('0 0 1 1', r'\[left, top, right, bottom\]'),
+    ([0.0, True, 1.0, 1.0], 'four numbers'),
+    ([0.0, 'top', 1.0, 1.0], 'four numbers'),
+])
+def test_bad_crops_are_refused(values, match):
+    with pytest.raises(CameraCalibrationError, match=match):
+        ImageCrop.from_sequence(values)
+
+
+def test_a_calibration_mapping_may_carry_a_crop():
+    mapping = {'position': [0, 0, 1], 'quaternion_xyzw': [0, 0, 0, 1], 'fovy_deg': 60}
+    camera = PinholeCamera.from_mapping({**mapping, 'crop': [0.25, 0.25, 1, 0.75]})
+    assert camera.crop == TABLE_WINDOW
+    assert PinholeCamera.from_mapping(mapping).crop is None

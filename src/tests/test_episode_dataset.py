@@ -2,6 +2,7 @@
 
 import pickle
 
+from humanoid_vla.camera_projection import ImageCrop
 from humanoid_vla.data import consolidate, EpisodeReader, EpisodeReadError, EpisodeWriter
 import humanoid_vla.data.dataset as dataset_module
 from humanoid_vla.data.dataset import EpisodeDataset
@@ -70,6 +71,18 @@ def test_native_resolution_and_pixel_values(dataset_path):
     assert image.shape == (3, 20, 30)
     expected = torch.from_numpy(_frame(1, 2)).permute(2, 0, 1).float() / 255
     torch.testing.assert_close(image, expected)
+
+
+def test_an_image_crop_keeps_only_its_window_of_each_frame(dataset_path):
+    right_half = ImageCrop(0.5, 0.0, 1.0, 1.0)  # the half of _frame that encodes the step
+    index = LENGTHS[0] + 2  # episode 1, step 2
+    native = EpisodeDataset(dataset_path, split=None, image_key='wrist_rgb', image_size=None,
+                            image_crop=right_half)[index]['image']
+    assert native.shape == (3, 20, 15)
+    torch.testing.assert_close(native, torch.full((3, 20, 15), 20 / 255))
+    cached = EpisodeDataset(dataset_path, split=None, image_key='wrist_rgb', image_size=8,
+                            image_crop=right_half, cache_frames=True)
+    torch.testing.assert_close(cached[index]['image'], torch.full((3, 8, 8), 20 / 255))
 
 
 def test_action_chunks_pad_past_the_end_and_mask_the_padding(dataset_path):

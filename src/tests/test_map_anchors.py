@@ -98,3 +98,14 @@ def test_anchors_need_maps_a_camera_and_a_regressed_head(overrides):
 def test_a_plane_above_the_camera_is_refused():
     with pytest.raises(ValueError, match='below the camera'):
         MapAnchors(HEAD_CAMERA, 0.5, maps=2, hidden_size=8, chunk_size=1)
+
+
+def test_with_a_crop_the_maps_positions_are_in_its_window():
+    cropped = {**HEAD_CAMERA, 'crop': [0.275, 0.35, 1.0, 0.85]}
+    anchors = MapAnchors(cropped, -0.05, maps=2, hidden_size=8, chunk_size=1)
+    positions = torch.tensor([[[0.1, 0.3], [-0.4, 0.6]], [[-1.0, -1.0], [1.0, 1.0]]])
+    camera = PinholeCamera.from_mapping(cropped)
+    expected = [[camera.ray_to_plane(uv, -0.05)[:2] for uv in item.numpy()] for item in positions]
+    np.testing.assert_allclose(anchors.table_points(positions).numpy(), expected, atol=1e-5)
+    uncropped = MapAnchors(HEAD_CAMERA, -0.05, maps=2, hidden_size=8, chunk_size=1)
+    assert not np.allclose(uncropped.table_points(positions).numpy(), expected, atol=1e-2)

@@ -32,21 +32,24 @@ def observation(height=48, width=64, instruction='pick up the cube', proprio=Non
     return Observation(image=image, instruction=instruction, proprio=proprio)
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    config = CustomVLAConfig(
-        image_size=32, patch_size=16, vision_hidden_size=16, vision_layers=1, vision_heads=2,
-        vision_intermediate_size=32, language_encoder='tiny', tiny_language_hidden_size=8,
-        tiny_language_layers=1, hidden_size=16, num_heads=2, num_fusion_layers=1, dropout=0.0,
-        action_dim=SPEC.dim, chunk_size=CHUNK,
-    )
+def save_tiny_checkpoint(directory, **overrides):
+    fields = {'image_size': 32, 'patch_size': 16, 'vision_hidden_size': 16, 'vision_layers': 1,
+              'vision_heads': 2, 'vision_intermediate_size': 32, 'language_encoder': 'tiny',
+              'tiny_language_hidden_size': 8, 'tiny_language_layers': 1, 'hidden_size': 16,
+              'num_heads': 2, 'num_fusion_layers': 1, 'dropout': 0.0, 'action_dim': SPEC.dim,
+              'chunk_size': CHUNK}
+    config = CustomVLAConfig(**{**fields, **overrides})
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     actions = rng.normal(loc=3.0, scale=5.0, size=(100, SPEC.dim))
     stats = NormalizationStats.from_actions(actions, mask=~SPEC.gripper_mask())
-    directory = tmp_path_factory.mktemp('policy') / 'ckpt'
     save_checkpoint(directory, CustomVLAModel(config), stats, SPEC)
     return directory
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp('policy') / 'ckpt')
 
 
 # ------------------------------------------------------------------------------- registry
@@ -142,6 +145,18 @@ def test_custom_policy_resizes_any_frame(checkpoint):
     same = policy.preprocess(np.full((32, 32, 3), 255, dtype=np.uint8))
     assert torch.equal(same, torch.ones(1, 3, 32, 32))
     assert policy.predict(observation(height=100, width=30)).shape == (CHUNK, SPEC.dim)
+
+
+def test_custom_policy_sees_only_the_window_of_its_image_crop(tmp_path):
+    # The right half, middle half of the rows of a 48 x 64 frame: rows 12..35, columns 32..63.
+    policy = CustomVLAPolicy(save_tiny_checkpoint(tmp_path, image_crop=[0.5, 0.25, 1.0, 0.75]))
+    assert policy.image_crop.as_list() == [0.5, 0.25, 1.0, 0.75]
+    frame = np.zeros((48, 64, 3), dtype=np.uint8)
+    frame[12:36, 32:] = 255  # the window white, the rest black: only white is seen
+    assert torch.equal(policy.preprocess(frame), torch.ones(1, 3, 32, 32))
+    frame[12, 32] = 0  # the window's top-left pixel
+    assert float(policy.preprocess(frame).min()) < 1.0
+    assert policy.predict(observation(height=48, width=64)).shape == (CHUNK, SPEC.dim)
 
 
 def test_custom_policy_is_deterministic_and_caches_instruction(checkpoint):

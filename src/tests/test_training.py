@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from humanoid_vla.actions import ActionSpecMismatchError
-from humanoid_vla.camera_projection import PinholeCamera
+from humanoid_vla.camera_projection import ImageCrop, PinholeCamera
 from humanoid_vla.checkpoint import load_checkpoint
 from humanoid_vla.data import EpisodeDataset, EpisodeReader, EpisodeReadError, EpisodeWriter
 from humanoid_vla.evaluation import evaluate_offline
@@ -484,6 +484,35 @@ def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_
     with pytest.raises(TrainingConfigError, match='grounding_camera: .*fovy_deg'):
         make_config(dataset, tmp_path / 'd', model=model, subgoal_part='right_gripper',
                     grounding_camera={**DOWN_CAMERA, 'fovy_deg': 200})
+
+
+def test_an_image_crop_moves_the_grounding_targets_into_its_window(dataset, tmp_path):
+    window = [0.25, 0.0, 1.0, 0.75]
+    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+             'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}
+    runs = {}
+    for name, crop in (('frame', None), ('window', window)):
+        config = make_config(dataset, tmp_path / name, max_steps=1, model={
+            **model, 'image_crop': crop}, subgoal_part='right_gripper',
+            grounding_camera=DOWN_CAMERA)
+        assert config.camera.crop == (None if crop is None else ImageCrop(*window))
+        trainer = run_training(config)
+        runs[name] = trainer.model_inputs(next(iter(trainer._loader)))
+    frame, cropped = runs['frame'], runs['window']
+    torch.testing.assert_close(frame['actions'], cropped['actions'])  # the same batch
+    expected = ImageCrop(*window).to_window(frame['grounding_targets'].numpy())
+    trained = cropped['grounding_target_maps'] >= 0
+    assert trained.any()
+    np.testing.assert_allclose(cropped['grounding_targets'].numpy()[trained.numpy()],
+                               expected[trained.numpy()], atol=1e-5)
+    assert load_checkpoint(tmp_path / 'window' / 'final').model.config.image_crop == window
+    anchored = make_config(dataset, tmp_path / 'a', model={**model, 'image_crop': window,
+                                                           'map_anchors': True},
+                           subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA)
+    assert anchored.build_model_config().map_anchor_camera == {**DOWN_CAMERA, 'crop': window}
+    with pytest.raises(TrainingConfigError, match='model.image_crop'):
+        make_config(dataset, tmp_path / 'b', model=model, subgoal_part='right_gripper',
+                    grounding_camera={**DOWN_CAMERA, 'crop': window})
 
 
 def test_missing_data_file_is_named(tmp_path):

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import h5py
+from humanoid_vla.camera_projection import ImageCrop
 from humanoid_vla.data.episode_reader import EpisodeReader
 from humanoid_vla.data.schema import EpisodeReadError, is_image_key, SPLITS
 import numpy as np
@@ -123,7 +124,8 @@ class EpisodeDataset(Dataset):
     An item holds ``image`` float32 (3, S, S) in [0, 1], ``instruction`` str, ``actions``
     float32 (chunk_size, D) (past the episode end the last action repeats) with ``action_mask``
     bool (chunk_size,) False on those repeats, and ``proprio`` float32 when ``proprio_key`` is
-    set.  ``image_size=None`` keeps the recorded resolution.
+    set.  ``image_size=None`` keeps the recorded resolution.  ``image_crop`` cuts that window out
+    of every frame first (the model's ``image_crop``).
 
     ``action_offset`` is how many steps after its observation a step's first action is: 0 pairs
     each frame with the action recorded beside it; 1 with the next one.  Recordings of commands
@@ -171,6 +173,7 @@ class EpisodeDataset(Dataset):
         segment_subgoals: int = 0,
         cache_frames: bool = False,
         peer_groups: Sequence[str] = (),
+        image_crop: ImageCrop | None = None,
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -197,6 +200,7 @@ class EpisodeDataset(Dataset):
         self._chunk_size = int(chunk_size)
         self._action_offset = int(action_offset)
         self._image_size = None if image_size is None else int(image_size)
+        self._image_crop = image_crop
         self._augment = bool(augment)
         self._proprio_key = proprio_key
         self._image_key = image_key
@@ -392,6 +396,8 @@ class EpisodeDataset(Dataset):
         return torch.from_numpy(self._frame_cache[index]).float().div_(255.0)
 
     def _prepare_image(self, frame: np.ndarray) -> torch.Tensor:
+        if self._image_crop is not None:
+            frame = self._image_crop.apply(frame)
         image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255.0
         size = tuple(image.shape[1:]) if self._image_size is None else (self._image_size,) * 2
         if self._augment:

@@ -176,6 +176,11 @@ class GroundingReport:
 ANSWERS = ('auto', 'map', 'subgoal', 'action')
 
 
+def model_camera(policy, camera: PinholeCamera) -> PinholeCamera:
+    """Return ``camera`` projecting into the policy's image (its ``image_crop`` window, if any)."""
+    return camera.cropped(getattr(policy, 'image_crop', None))
+
+
 def answer_point(policy, observation: Observation, answer: str = 'auto',
                  camera: Optional[PinholeCamera] = None, plane_z: float = 0.0) -> np.ndarray:
     """
@@ -242,7 +247,7 @@ def probe(policy, env, seeds: Sequence[int], families: Sequence[str] = FAMILIES,
     unknown = sorted(set(peer_groups) - set(PEER_GROUP_PART))
     if unknown:
         raise ValueError(f'peer groups {unknown} are not among {sorted(PEER_GROUP_PART)}')
-    camera = env.world.camera_in_base()
+    camera = model_camera(policy, env.world.camera_in_base())
     report = GroundingReport()
     for seed in seeds:
         for family in families:

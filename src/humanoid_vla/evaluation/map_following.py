@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable, Collection, Optional, Sequence
 
-from humanoid_vla.evaluation.grounding import answer_point, nearest_object
+from humanoid_vla.evaluation.grounding import answer_point, model_camera, nearest_object
 from humanoid_vla.evaluation.rollout import Actor, observe
 from humanoid_vla.sim.tasks import TaskSpec
 import numpy as np
@@ -41,7 +41,8 @@ class FirstFrameMap:
     def __call__(self, env, task: TaskSpec) -> Actor:
         positions = {name: env.world.object_pose(name)[0] for name in task.objects}
         self.point = answer_point(self.policy, observe(env, task.instruction), 'map',
-                                  env.world.camera_in_base(), positions[task.target][2])
+                                  model_camera(self.policy, env.world.camera_in_base()),
+                                  positions[task.target][2])
         self.nearest = nearest_object(self.point, positions)
         return self.make_actor(env, task)
 

@@ -130,7 +130,8 @@ def evaluate_offline(
     dataset = EpisodeDataset(paths, split=split, image_key=extra.get('image_key'),
                              chunk_size=config.chunk_size, image_size=config.image_size,
                              augment=False, proprio_key=proprio_key,
-                             action_offset=int(extra.get('action_offset', 0)))
+                             action_offset=int(extra.get('action_offset', 0)),
+                             image_crop=config.crop)
     spec.check_dim(dataset.action_dim, f'actions in {", ".join(map(str, paths))}')
     distinct = sorted(set(dataset.instructions())) if use_instruction else ['']
     replacement = swapped_instructions(distinct) if swap_instructions and use_instruction else {}

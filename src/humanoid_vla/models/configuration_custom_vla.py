@@ -9,6 +9,7 @@ class attributes and validation lives in ``__post_init__``.
 
 from typing import Any
 
+from humanoid_vla.camera_projection import CameraCalibrationError, ImageCrop
 from transformers import CLIPVisionConfig, PretrainedConfig
 
 LANGUAGE_ENCODERS = ('minilm', 'tiny')
@@ -33,6 +34,9 @@ class CustomVLAConfig(PretrainedConfig):
 
     - ``image_size`` / ``patch_size``: input resolution and patch size, 224 / 32 gives 49
       patch tokens.
+    - ``image_crop``: ``[left, top, right, bottom]`` fractions of the camera frame that the
+      model sees (cut out before resizing to ``image_size``; see ``ImageCrop``), or None for
+      the whole frame.  Training, serving and the grounding maps' image coordinates use it.
     - ``vision_hidden_size``, ``vision_layers``, ``vision_heads``,
       ``vision_intermediate_size``: width, depth, heads and MLP width of the encoder.
     - ``vision_pretrained_path``: a local directory saved by ``CLIPVisionModel`` (or
@@ -166,6 +170,7 @@ class CustomVLAConfig(PretrainedConfig):
     model_type = 'humanoid_custom_vla'
 
     image_size: int = 224
+    image_crop: list | None = None
     patch_size: int = 32
     vision_hidden_size: int = 192
     vision_layers: int = 6
@@ -238,6 +243,11 @@ class CustomVLAConfig(PretrainedConfig):
                 raise ValueError(f'{name} must be >= 1, got {value}')
         if self.action_dim < 1:
             raise ValueError(f'action_dim must be >= 1, got {self.action_dim}')
+        if self.image_crop is not None:
+            try:
+                ImageCrop.from_sequence(self.image_crop)
+            except CameraCalibrationError as err:
+                raise ValueError(f'image_crop: {err}') from err
         if self.chunk_size < 1:
             raise ValueError(f'chunk_size must be >= 1 (1 = single action), got {self.chunk_size}')
         if self.num_cross_attention_layers < 0 or self.num_fusion_layers < 0:
@@ -351,6 +361,11 @@ class CustomVLAConfig(PretrainedConfig):
         if self.action_bin_readout not in ACTION_BIN_READOUTS:
             raise ValueError(f'action_bin_readout must be one of {ACTION_BIN_READOUTS}, got '
                              f'{self.action_bin_readout!r}')
+
+    @property
+    def crop(self) -> ImageCrop | None:
+        """Return ``image_crop`` as an ``ImageCrop`` (None: the whole frame)."""
+        return None if self.image_crop is None else ImageCrop.from_sequence(self.image_crop)
 
     @property
     def num_patches(self) -> int:

@@ -17,6 +17,7 @@ import math
 from typing import Any, Mapping
 
 from humanoid_vla.camera_projection import PinholeCamera
+import numpy as np
 import torch
 from torch import nn
 
@@ -39,6 +40,12 @@ class MapAnchors(nn.Module):
         self.camera_position = calibration.position.tolist()
         self.camera_rotation = calibration.rotation.tolist()
         self.tan_half_fovy = math.tan(math.radians(calibration.fovy_deg) / 2.0)
+        # The maps live in the model's image, the crop's window of the frame: (u, v) * half +
+        # centre is the frame position the camera's rays are defined on.
+        crop = calibration.crop
+        self.window_centre = [0.0, 0.0] if crop is None else crop.to_frame(np.zeros(2)).tolist()
+        self.window_half = ([1.0, 1.0] if crop is None
+                            else (crop.to_frame(np.ones(2)) - crop.to_frame(np.zeros(2))).tolist())
         if calibration.position[2] <= self.plane_z:
             raise ValueError(f'the anchor plane z={plane_z} must lie below the camera '
                              f'(z={calibration.position[2]:.3f})')
@@ -61,7 +68,8 @@ class MapAnchors(nn.Module):
         ``positions`` are the maps' ``(B, maps, 2)`` normalised image (u, v), as
         ``PinholeCamera.ray_to_plane`` takes them.
         """
-        u, v = positions.float().unbind(dim=-1)
+        window = positions.float() * torch.tensor(self.window_half, device=positions.device)
+        u, v = (window + torch.tensor(self.window_centre, device=positions.device)).unbind(-1)
         direction = torch.stack([u * self.tan_half_fovy * self.aspect,
                                  -v * self.tan_half_fovy, -torch.ones_like(u)], dim=-1)
         rotation = torch.tensor(self.camera_rotation, device=u.device)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from humanoid_vla.actions import ActionSpec, ActionSpecMismatchError
+from humanoid_vla.camera_projection import ImageCrop
 from humanoid_vla.checkpoint import load_checkpoint
 from humanoid_vla.policies.base import Observation, Policy, validate_observation
 from humanoid_vla.policies.registry import register_policy
@@ -107,8 +108,16 @@ class CustomVLAPolicy(Policy):
         if self.ensembler is not None:
             self.ensembler.reset()
 
+    @property
+    def image_crop(self) -> ImageCrop | None:
+        """Return the window of the camera frame the model sees (None: the whole frame)."""
+        return self.config.crop
+
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """Turn an (H, W, 3) uint8 frame into (1, 3, S, S) float pixels in [0, 1]."""
+        """Turn an (H, W, 3) uint8 frame (its ``image_crop`` window) into (1, 3, S, S)."""
+        crop = self.image_crop
+        if crop is not None:
+            image = crop.apply(image)
         pixels = torch.from_numpy(np.ascontiguousarray(image)).to(self.device)
         pixels = pixels.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         size = self.config.image_size
@@ -141,7 +150,8 @@ class CustomVLAPolicy(Policy):
         Return where each grounding map peaks, ``(maps, 2)`` normalised image (u, v), or None.
 
         Map 0 is where the model sees the object to touch or grasp, map 1 the place pose; a
-        camera calibration turns them into table positions (see ``PinholeCamera``).
+        camera calibration turns them into table positions (see ``PinholeCamera``; with the
+        model's ``image_crop``, positions are in that window: use ``camera.cropped(crop)``).
         """
         positions = self._forward(observation).grounding_positions
         if positions is None:

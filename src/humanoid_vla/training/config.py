@@ -261,6 +261,10 @@ class TrainingConfig:
                 raise TrainingConfigError(
                     'map_anchors move the first two action dimensions: the first of the '
                     f'action_parts must be a pose, got {spec.parts}')
+            if isinstance(self.grounding_camera, Mapping) and 'crop' in self.grounding_camera:
+                raise TrainingConfigError(
+                    'grounding_camera is the camera calibration; the window the model sees is '
+                    'model.image_crop (the grounding targets follow it)')
             try:
                 self.camera
             except CameraCalibrationError as err:
@@ -299,10 +303,26 @@ class TrainingConfig:
 
     @property
     def camera(self) -> PinholeCamera | None:
-        """Return the grounding camera's calibration, or None without grounding maps."""
+        """
+        Return the grounding camera's calibration, or None without grounding maps.
+
+        With the model's ``image_crop`` it projects into that window (the model's image).
+        """
         if self.grounding_camera is None:
             return None
-        return PinholeCamera.from_mapping(self.grounding_camera)
+        return PinholeCamera.from_mapping(self.model_camera_mapping())
+
+    def model_camera_mapping(self) -> Any:
+        """Return ``grounding_camera`` with the model's ``image_crop`` added (None without)."""
+        if self.grounding_camera is None:
+            return None
+        if not isinstance(self.grounding_camera, Mapping):
+            return self.grounding_camera  # PinholeCamera.from_mapping says what is wrong
+        mapping = dict(self.grounding_camera)
+        crop = self.model_fields().get('image_crop')
+        if crop is not None:
+            mapping['crop'] = list(crop)
+        return mapping
 
     @property
     def subgoal_position_slice(self) -> slice:
@@ -408,7 +428,7 @@ class TrainingConfig:
         fields_.update(derived)
         if fields_.get('map_anchors') and fields_.get('map_anchor_camera') is None:
             # The anchors go through the camera the maps are trained against.
-            fields_['map_anchor_camera'] = self.grounding_camera
+            fields_['map_anchor_camera'] = self.model_camera_mapping()
         try:
             return CustomVLAConfig(**fields_)
         except (TypeError, ValueError) as err:

@@ -377,7 +377,8 @@ class Trainer:
             image_size=image_size, augment=config.augment, proprio_key=config.proprio_key,
             action_offset=config.action_offset, successful_only=config.successful_only,
             subgoal_dim=config.subgoal_dim, segment_subgoals=segment_subgoals,
-            cache_frames=config.cache_frames, peer_groups=config.grounding_peer_groups)
+            cache_frames=config.cache_frames, peer_groups=config.grounding_peer_groups,
+            image_crop=model_config.crop)
         self.spec.check_dim(self.train_data.action_dim, f'actions in {", ".join(map(str, paths))}')
         self.valid_data = None
         if _split_size(paths, 'valid', config.successful_only) > 0:
@@ -387,7 +388,7 @@ class Trainer:
                 proprio_key=config.proprio_key, action_offset=config.action_offset,
                 successful_only=config.successful_only, subgoal_dim=config.subgoal_dim,
                 segment_subgoals=segment_subgoals, cache_frames=config.cache_frames,
-                peer_groups=config.grounding_peer_groups)
+                peer_groups=config.grounding_peer_groups, image_crop=model_config.crop)
         proprio_dim = None
         if config.proprio_key is not None:
             proprio_dim = int(self.train_data[0]['proprio'].shape[0])
