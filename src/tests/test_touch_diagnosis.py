@@ -7,10 +7,11 @@ import os
 from humanoid_vla.evaluation import diagnose
 from humanoid_vla.evaluation.rollout import expert_actor
 from humanoid_vla.evaluation.touch_diagnosis import (classify_touch, format_touch_summary,
-                                                     run_touch_episode, summarize_touches,
-                                                     TOUCH_OUTCOMES, TouchDiagnosis)
+                                                     nearest_hand_part, run_touch_episode,
+                                                     summarize_touches, TOUCH_OUTCOMES,
+                                                     TouchDiagnosis)
 from humanoid_vla.sim.gl import select_gl_backend
-from humanoid_vla.sim.tasks import sample_task, TaskSpec
+from humanoid_vla.sim.tasks import sample_task, TaskSpec, TOUCH_DISTANCE
 import numpy as np
 import pytest
 
@@ -69,12 +70,28 @@ def test_summary_gives_map_0_s_offset_from_the_expert_s_spot_per_outcome():
             'other_first 6.0') in format_touch_summary('x', summary)
 
 
+def hand_bodies(env) -> set[str]:
+    model = env.world.model
+    return {model.body(int(model.geom_bodyid[g])).name for g in env.world.hand_geoms(env.side)}
+
+
+@needs_rendering
+def test_the_nearest_hand_part_is_a_hand_body_at_the_hand_s_distance(env):
+    env.reset_task(RED_BLOCK)
+    for name in RED_BLOCK.objects:
+        part, distance = nearest_hand_part(env.world, name, env.side)
+        assert part in hand_bodies(env)
+        assert distance == pytest.approx(env.world.hand_object_distance(name, env.side))
+
+
 @needs_rendering
 def test_the_expert_touches_the_named_object_first_over_it(env):
     episode = run_touch_episode(env, RED_BLOCK, expert_actor)
     assert episode.outcome == 'success', episode
     assert 'red_block' in episode.first_touched
     assert episode.first_touch_step == episode.steps
+    part, distance = episode.first_touch_parts['red_block']
+    assert part in hand_bodies(env) and distance <= TOUCH_DISTANCE
     assert episode.target_offset_m < 0.05  # a block's radius is 3.4 cm
     assert episode.spot_offset_m < 0.02  # it comes down over the spot it planned
 
@@ -89,6 +106,7 @@ def test_a_hand_that_goes_for_a_neighbour_is_sorted_by_what_it_shares(env, neigh
     episode = run_touch_episode(env, RED_BLOCK, touches_the_neighbour)
     assert episode.outcome == outcome, episode
     assert episode.first_touched == (neighbour,)
+    assert list(episode.first_touch_parts) == [neighbour]
     assert episode.steps == 40  # never a success: the budget ran out
     assert episode.target_offset_m > 0.05
     assert episode.spot_offset_m > 0.05  # the named object's spot, not the neighbour's
@@ -102,6 +120,7 @@ def test_a_hand_that_stays_where_it_is_touched_nothing(env):
     episode = run_touch_episode(env, RED_BLOCK, stays, max_steps=3)
     assert episode.outcome == 'never_touched'
     assert episode.first_touch_step is None and episode.steps == 3
+    assert episode.first_touch_parts == {}
     assert episode.target_offset_m > 0.0
 
 

@@ -115,7 +115,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.family == 'touch':
                 episode = run_touch_episode(env, task, make_actor, args.max_steps,
                                             args.substeps)
-                where = (f'first touched {", ".join(episode.first_touched) or "nothing"}, '
+                parts = [f'{name} ({part} {100 * distance:.1f} cm)'
+                         for name, (part, distance) in episode.first_touch_parts.items()]
+                where = (f'first touched {", ".join(parts) or "nothing"}, '
                          f'hand {100 * episode.target_offset_m:.1f} cm from the target, '
                          f"{100 * episode.spot_offset_m:.1f} cm from the expert's spot")
             else:

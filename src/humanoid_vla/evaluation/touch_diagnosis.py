@@ -26,7 +26,7 @@ checkpoint's successful touches came down a median 1.6-1.9 cm from that spot, it
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import statistics
 from typing import Callable, Collection, Optional, Sequence
 
@@ -60,6 +60,9 @@ class TouchDiagnosis:
     # Map 0's first-frame point (map_following, at the target centre's height) to the expert's
     # spot: small where the map found the spot even when the hand came down elsewhere.
     map0_spot_offset_m: Optional[float] = None
+    # For each object touched first: the hand body nearest it at that tick and how far (m): the
+    # fingertips coming down, or the wrist and palm reaching a neighbour behind the target.
+    first_touch_parts: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 def classify_touch(target: str, first_touched: Collection[str]) -> str:
@@ -75,6 +78,17 @@ def classify_touch(target: str, first_touched: Collection[str]) -> str:
     if any(other_shape == shape for _, other_shape in touched):
         return 'same_shape_first'
     return 'other_first'
+
+
+def nearest_hand_part(world, name: str, side: str = 'right') -> tuple[str, float]:
+    """Return the hand body whose collision geoms come nearest the object, and that distance."""
+    import mujoco
+    model, data = world.model, world.data
+    target = world.object_geom(name)
+    distances = [(mujoco.mj_geomDistance(model, data, geom, target, 0.1, None), geom)
+                 for geom in world.hand_geoms(side)]
+    distance, geom = min(distances)
+    return model.body(int(model.geom_bodyid[geom])).name, float(distance)
 
 
 def run_touch_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor],
@@ -98,6 +112,9 @@ def run_touch_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpe
         if env.first_touched and diagnosis.first_touch_step is None:
             diagnosis.first_touch_step = step
             diagnosis.target_offset_m, diagnosis.spot_offset_m = offsets()
+            diagnosis.first_touch_parts = {
+                name: nearest_hand_part(env.world, name, env.side)
+                for name in sorted(env.first_touched)}
 
     _, diagnosis.steps = roll_out(env, task, plan_then_act, max_steps, substeps, on_tick=watch)
     diagnosis.first_touched = tuple(sorted(env.first_touched))
