@@ -90,15 +90,15 @@ class ImageCrop:
 
     def to_window(self, uv: np.ndarray) -> np.ndarray:
         """Map frame-normalised ``(..., 2)`` (u, v) to the window's normalised coordinates."""
-        centre, half = self._centre_and_half()
+        centre, half = self.centre_and_half()
         return (np.asarray(uv, dtype=float) - centre) / half
 
     def to_frame(self, uv: np.ndarray) -> np.ndarray:
         """Map the window's normalised ``(..., 2)`` (u, v) back to the frame's."""
-        centre, half = self._centre_and_half()
+        centre, half = self.centre_and_half()
         return np.asarray(uv, dtype=float) * half + centre
 
-    def _centre_and_half(self) -> tuple[np.ndarray, np.ndarray]:
+    def centre_and_half(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the window's centre and half size in frame-normalised coordinates."""
         centre = np.array([self.left + self.right - 1.0, self.top + self.bottom - 1.0])
         half = np.array([self.right - self.left, self.bottom - self.top])

@@ -82,13 +82,8 @@ def classify_touch(target: str, first_touched: Collection[str]) -> str:
 
 def nearest_hand_part(world, name: str, side: str = 'right') -> tuple[str, float]:
     """Return the hand body whose collision geoms come nearest the object, and that distance."""
-    import mujoco
-    model, data = world.model, world.data
-    target = world.object_geom(name)
-    distances = [(mujoco.mj_geomDistance(model, data, geom, target, 0.1, None), geom)
-                 for geom in world.hand_geoms(side)]
-    distance, geom = min(distances)
-    return model.body(int(model.geom_bodyid[geom])).name, float(distance)
+    distance, geom = world.nearest_hand_geom(name, side)
+    return world.model.body(int(world.model.geom_bodyid[geom])).name, float(distance)
 
 
 def run_touch_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Actor],

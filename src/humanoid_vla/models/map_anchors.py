@@ -42,10 +42,9 @@ class MapAnchors(nn.Module):
         self.tan_half_fovy = math.tan(math.radians(calibration.fovy_deg) / 2.0)
         # The maps live in the model's image, the crop's window of the frame: (u, v) * half +
         # centre is the frame position the camera's rays are defined on.
-        crop = calibration.crop
-        self.window_centre = [0.0, 0.0] if crop is None else crop.to_frame(np.zeros(2)).tolist()
-        self.window_half = ([1.0, 1.0] if crop is None
-                            else (crop.to_frame(np.ones(2)) - crop.to_frame(np.zeros(2))).tolist())
+        centre, half = ((np.zeros(2), np.ones(2)) if calibration.crop is None
+                        else calibration.crop.centre_and_half())
+        self.window_centre, self.window_half = centre.tolist(), half.tolist()
         if calibration.position[2] <= self.plane_z:
             raise ValueError(f'the anchor plane z={plane_z} must lie below the camera '
                              f'(z={calibration.position[2]:.3f})')

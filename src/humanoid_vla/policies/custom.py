@@ -96,6 +96,8 @@ class CustomVLAPolicy(Policy):
         self.use_instruction = bool((loaded.extra or {}).get('use_instruction', True))
         self.device = torch.device(device)
         self.config = self.model.config
+        # The window of the camera frame the model sees (None: the whole frame), parsed once.
+        self.image_crop: ImageCrop | None = self.config.crop
         self.proprio_dim = self.config.proprio_dim if self.config.use_proprio else None
         self.ensembler = None
         self.chunk_size = self.config.chunk_size
@@ -107,11 +109,6 @@ class CustomVLAPolicy(Policy):
         """Forget the ensembling history."""
         if self.ensembler is not None:
             self.ensembler.reset()
-
-    @property
-    def image_crop(self) -> ImageCrop | None:
-        """Return the window of the camera frame the model sees (None: the whole frame)."""
-        return self.config.crop
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
         """Turn an (H, W, 3) uint8 frame (its ``image_crop`` window) into (1, 3, S, S)."""

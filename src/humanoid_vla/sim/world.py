@@ -268,8 +268,13 @@ class TabletopWorld:
     def hand_object_distance(self, name: str, side: str = 'right', limit: float = 0.1
                              ) -> float:
         """Return the smallest distance (m) between a hand's collision geoms and an object."""
+        return self.nearest_hand_geom(name, side, limit)[0]
+
+    def nearest_hand_geom(self, name: str, side: str = 'right', limit: float = 0.1
+                          ) -> tuple[float, int]:
+        """Return the distance (m) to an object from the hand's nearest collision geom, and it."""
         target = self.object_geom(name)
-        return min(mujoco.mj_geomDistance(self.model, self.data, geom, target, limit, None)
+        return min((mujoco.mj_geomDistance(self.model, self.data, geom, target, limit, None), geom)
                    for geom in self._hand_geoms[side])
 
     # Grasp welds (the mechanism; when to use it is grasp.GraspAssist's job) ------------------
