@@ -17,8 +17,9 @@ pytest.importorskip('mink', reason='mink is not installed (see requirements.txt)
 # Modules that import mujoco and mink come after the skips.
 from humanoid_vla.sim import scene  # noqa: E402,I100
 from humanoid_vla.sim.episode_runner import ACTION_DIM  # noqa: E402,I100
-from humanoid_vla.sim.expert import MAX_ROTATION_STEP, MAX_STEP  # noqa: E402
-from humanoid_vla.sim.expert import run_expert_episode, ScriptedExpert  # noqa: E402
+from humanoid_vla.sim.expert import GRASP_QUAT, MAX_ROTATION_STEP, MAX_STEP  # noqa: E402
+from humanoid_vla.sim.expert import run_expert_episode, ScriptedExpert, TOUCH_HAND  # noqa: E402
+from humanoid_vla.sim.touch_plan import CURLED, OPEN  # noqa: E402
 
 MIN_SUCCESS_RATE = 0.95
 QUICK_SEEDS = 20
@@ -98,6 +99,61 @@ def test_the_expert_touches_a_block_first_with_a_taller_cup_just_in_front(env):
         if env.first_touched:
             break
     assert env.first_touched == {'red_block'}
+    assert env.success()
+
+
+def finger_geom_corners(env, gripper: float) -> np.ndarray:
+    """Return the finger and thumb collision geoms' box corners around the grasp site (base)."""
+    world = env.world
+    env.reset(3, 'touch')
+    for _ in range(15):  # the fingers take about a second to get there
+        env.apply_action(np.concatenate([[0.3, -0.1, 0.15], GRASP_QUAT, [gripper]]))
+    site, _ = world.hand_pose()
+    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
+    corners = []
+    for geom in world.hand_geoms():
+        body = mujoco.mj_id2name(world.model, mujoco.mjtObj.mjOBJ_BODY,
+                                 world.model.geom_bodyid[geom])
+        if 'wrist' in body:  # the palm: its mesh's box is much larger than the palm
+            continue
+        centre, half = world.model.geom_aabb[geom][:3], world.model.geom_aabb[geom][3:]
+        rotation = world.data.geom_xmat[geom].reshape(3, 3)
+        for corner in world.data.geom_xpos[geom] + (centre + signs * half) @ rotation.T:
+            corners.append(world.to_base(corner, np.eye(3))[0] - site)
+    return np.array(corners)
+
+
+@pytest.mark.parametrize('shape', [OPEN, CURLED], ids=['open', 'curled'])
+def test_the_touch_plan_s_hand_matches_the_simulated_fingers(env, shape):
+    # The planner keeps neighbours out of these bounds; fingers outside them would brush
+    # neighbours the plan thinks clear (a changed gripper command needs the bounds measured
+    # again).
+    corners = finger_geom_corners(env, shape.gripper)
+    tolerance = 0.003
+    assert corners[:, 0].min() >= min(box.x_min for box in shape.bounds) - tolerance
+    assert corners[:, 0].max() <= max(box.x_max for box in shape.bounds) + tolerance
+    assert np.abs(corners[:, 1]).max() <= max(box.half_width for box in shape.bounds) + tolerance
+    assert corners[:, 2].min() == pytest.approx(shape.bottom, abs=tolerance)
+
+
+def test_the_curled_touch_hand_is_shorter_than_the_open_one(env):
+    def length(gripper):
+        corners = finger_geom_corners(env, gripper)
+        return corners[:, 0].max() - corners[:, 0].min()
+    assert length(CURLED.gripper) < length(OPEN.gripper) - 0.05
+
+
+def test_the_expert_touches_with_its_touch_hand_and_never_grasps(env):
+    task = sample_task(5, 'touch')
+    env.reset_task(task)
+    expert = ScriptedExpert(env.world, task)
+    for _ in range(MAX_STEPS):
+        action = expert.act()
+        assert action[7] == TOUCH_HAND.gripper
+        env.apply_action(action)
+        assert env.world.held_object() is None
+        if env.success():
+            break
     assert env.success()
 
 

@@ -1,10 +1,11 @@
-"""Where the expert's open hand comes down to touch an object: the named object first."""
+"""Where the expert's hand comes down to touch an object: the named object first."""
 
-from humanoid_vla.sim.touch_plan import (contact_height, crossing_height, FIRST_MARGIN,
-                                         first_touch_margin, ROOM_REACH_SLACK,
-                                         ROOMY_SPOT_TIERS, spot_rooms, TableObject,
-                                         TOUCH_MIN_X, TOUCH_REACH_X, touch_spot)
+from humanoid_vla.sim.touch_plan import (contact_height, crossing_height, CURLED,
+                                         FIRST_MARGIN, first_touch_margin, OPEN,
+                                         ROOM_REACH_SLACK, ROOMY_SPOT_TIERS, spot_rooms,
+                                         TableObject, TOUCH_MIN_X, TOUCH_REACH_X, touch_spot)
 import numpy as np
+import pytest
 
 TABLE_Z = -0.093  # the simulated table's top in base_link
 START = np.array([0.22, -0.22])  # where the hand starts (xy)
@@ -33,6 +34,27 @@ def test_a_taller_neighbour_under_the_fingers_moves_the_spot():
     spot, _ = touch_spot(BLOCK, [cup], TABLE_Z, preferred, START)
     assert first_touch_margin(spot, BLOCK, [cup], TABLE_Z) >= FIRST_MARGIN
     assert TOUCH_MIN_X <= spot[0] <= TOUCH_REACH_X
+
+
+def test_the_curled_hand_clears_a_neighbour_the_open_fingers_reach():
+    # The same cup 4 cm in front of the block: curled fingers end 3.5 cm shorter, so the hand
+    # comes down over the block's near half without the cup in its way.
+    cup = TableObject(BLOCK.x + BLOCK.radius + 0.04 + 0.028, BLOCK.y, 0.028, TABLE_Z + CUP_HEIGHT)
+    preferred = near_half(BLOCK)
+    assert first_touch_margin(preferred, BLOCK, [cup], TABLE_Z) < 0
+    assert first_touch_margin(preferred, BLOCK, [cup], TABLE_Z, CURLED) >= FIRST_MARGIN
+    spot, _ = touch_spot(BLOCK, [cup], TABLE_Z, preferred, START, hand=CURLED)
+    assert np.linalg.norm(spot - preferred) <= 0.0071
+
+
+def test_the_curled_hand_is_planned_with_its_own_lowest_point():
+    # Curled finger tips hang lower than the open hand's thumb: over bare table the hand
+    # crosses higher, and a target the curled core cannot reach before the table is refused.
+    assert CURLED.bottom < OPEN.bottom
+    end = np.array([0.30, 0.0])
+    assert (crossing_height([], START, end, TABLE_Z, CURLED)
+            - crossing_height([], START, end, TABLE_Z)) == pytest.approx(
+                OPEN.bottom - CURLED.bottom)
 
 
 def test_a_low_neighbour_is_touched_no_sooner_than_the_target():

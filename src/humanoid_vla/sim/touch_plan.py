@@ -1,15 +1,18 @@
 """
-Where the open hand comes down to touch an object so that the named object is touched first.
+Where the hand comes down to touch an object so that the named object is touched first.
 
 A touch counts only when the named object is among the first the hand touches (see
 `success.task_success`), so the scripted expert must not brush a taller neighbour on its way:
 it crosses the table above every object on its way and then comes straight down over a spot
 chosen here (optionally with room to spare from the spots where a neighbour would be touched
-first: `ROOMY_SPOT_TIERS`, not adopted). The open hand is modelled, around the grasp site in
-the grasp orientation, as a few boxes (fingers ahead, palm, thumb behind and lowest),
-measured from the G1 Dex3 collision geoms (`TabletopWorld.hand_geoms`). All coordinates are
-base frame (m). Through the bridge (commands applied at every 20 ms physics step) the expert
-touches the named object first in 97 of 100 train and 97 of 100 novel seeds (1000-1099,
+first: `ROOMY_SPOT_TIERS`, not adopted). The hand is modelled, around the grasp site in the
+grasp orientation, as a few boxes (fingers ahead, palm, thumb behind), measured from the G1
+Dex3 collision geoms (`TabletopWorld.hand_geoms`): `OPEN` for the open hand, `CURLED` for the
+fingers half closed, the hand the expert touches with (`expert.TOUCH_HAND`; its footprint is
+13.7 cm long instead of 20.4: session 29 found the policy's failed touches brushing a
+neighbour 12-16 cm from the target with a spread finger). All coordinates are base frame (m).
+Through the bridge (commands applied at every 20 ms physics step) the expert with the open hand
+touched the named object first in 97 of 100 train and 97 of 100 novel seeds (1000-1099,
 50000-50099).
 """
 
@@ -22,7 +25,7 @@ import numpy as np
 
 
 class HandBox(NamedTuple):
-    """Part of the open hand: x and y extent around the grasp site, lowest point below it."""
+    """Part of the hand: x and y extent around the grasp site, lowest point below it."""
 
     x_min: float
     x_max: float
@@ -30,25 +33,52 @@ class HandBox(NamedTuple):
     bottom: float  # z of the lowest point relative to the grasp site
 
 
-# The open right hand in the grasp orientation (palm down, fingers forward and 30 degrees down),
-# relative to the grasp site. OPEN_HAND: the axis-aligned bounds of its collision geoms, which
-# the hand never reaches beyond (used for what must not be touched). HAND_CORE: where the hand
-# surely is, from rays cast up at its underside on a 1 cm grid (used for the target: the bounds
-# of the tilted thumb reach 1.3 cm further forward than the thumb does, and a spot chosen on
-# them came down with the thumb beside the target and the fingers on a neighbour).
-OPEN_HAND = (
-    HandBox(0.035, 0.096, 0.044, -0.003),   # finger tips
-    HandBox(-0.008, 0.062, 0.044, 0.012),   # finger roots
-    HandBox(-0.073, 0.025, 0.044, 0.031),   # palm
-    HandBox(-0.108, -0.062, 0.015, -0.027),  # thumb
-)
-HAND_CORE = (
-    HandBox(0.065, 0.1, 0.035, 0.01),       # finger tips
-    HandBox(0.015, 0.065, 0.04, 0.025),     # fingers
-    HandBox(-0.055, 0.015, 0.04, 0.045),    # palm
-    HandBox(-0.1, -0.08, 0.01, -0.01),      # thumb tip
-)
-HAND_BOTTOM = min(box.bottom for box in OPEN_HAND)
+class HandShape(NamedTuple):
+    """
+    The hand at one gripper command, in the grasp orientation, relative to the grasp site.
+
+    `gripper`: the command (0 open .. 1 closed) the fingers were measured at. `bounds`: the
+    axis-aligned bounds of its collision geoms, which the hand never reaches beyond (used for
+    what must not be touched). `core`: where the hand surely is, from rays cast up at its
+    underside on a 1 cm grid (used for the target: the bounds of the tilted open thumb reach
+    1.3 cm further forward than the thumb does, and a spot chosen on them came down with the
+    thumb beside the target and the fingers on a neighbour).
+    """
+
+    gripper: float
+    bounds: tuple[HandBox, ...]
+    core: tuple[HandBox, ...]
+
+    @property
+    def bottom(self) -> float:
+        """Return the lowest point of the bounds below the grasp site (m, negative: below)."""
+        return min(box.bottom for box in self.bounds)
+
+
+# The open right hand (gripper 0; palm down, fingers forward and 30 degrees down).
+OPEN = HandShape(
+    gripper=0.0,
+    bounds=(HandBox(0.035, 0.096, 0.044, -0.003),   # finger tips
+            HandBox(-0.008, 0.062, 0.044, 0.012),   # finger roots
+            HandBox(-0.073, 0.025, 0.044, 0.031),   # palm
+            HandBox(-0.108, -0.062, 0.015, -0.027)),  # thumb
+    core=(HandBox(0.065, 0.1, 0.035, 0.01),         # finger tips
+          HandBox(0.015, 0.065, 0.04, 0.025),       # fingers
+          HandBox(-0.055, 0.015, 0.04, 0.045),      # palm
+          HandBox(-0.1, -0.08, 0.01, -0.01)))       # thumb tip
+# The hand at gripper command 0.4 (below the grasp assist's closing threshold, 0.5, so it
+# never welds what it touches): finger tips curled down and back to 2.5-6.1 cm ahead of the
+# site, thumb tip forward to 4.8-7.6 cm behind it; both now the lowest parts (session 30).
+CURLED = HandShape(
+    gripper=0.4,
+    bounds=(HandBox(0.025, 0.061, 0.044, -0.035),   # finger tips
+            HandBox(-0.011, 0.054, 0.044, 0.0),     # finger roots
+            HandBox(-0.073, 0.025, 0.044, 0.031),   # palm
+            HandBox(-0.076, -0.048, 0.015, -0.034)),  # thumb
+    core=(HandBox(0.04, 0.05, 0.035, -0.014),       # finger tips
+          HandBox(0.015, 0.035, 0.035, 0.014),      # fingers
+          HandBox(-0.045, 0.005, 0.035, 0.05),      # palm
+          HandBox(-0.07, -0.06, 0.01, -0.012)))     # thumb tip
 # The target must be touched at least this much higher (grasp-site height) than any neighbour.
 FIRST_MARGIN = 0.01
 # Extra height above every object on the way while the hand crosses the table, and where on
@@ -66,7 +96,8 @@ TOUCH_MIN_X = 0.25
 HIGH_CROSSING = 0.02
 HIGH_MIN_X, HIGH_MIN_X_LEFT, HIGH_LEFT_Y = 0.27, 0.30, -0.05
 # The hand may come down this much lower than where the bounds say it stands on the table
-# (the bounds' lowest point, the thumb, is 6 mm lower than the thumb is).
+# (the bounds' lowest point is 6 mm lower than the open hand's thumb, 5 mm lower than the
+# curled hand's finger tips).
 TABLE_ALLOWANCE = 0.01
 # Touch spots tried around the object's centre (site offsets, m).
 SPOT_OFFSETS = tuple(np.array([dx, dy])
@@ -106,7 +137,7 @@ def box_gap(site: np.ndarray, box: HandBox, obj: TableObject) -> float:
 
 
 def contact_height(site: np.ndarray, obj: TableObject,
-                   hand: Sequence[HandBox] = OPEN_HAND) -> Optional[float]:
+                   hand: Sequence[HandBox] = OPEN.bounds) -> Optional[float]:
     """
     Return the site height at which a hand coming down over `site` first touches the object.
 
@@ -118,17 +149,18 @@ def contact_height(site: np.ndarray, obj: TableObject,
 
 
 def first_touch_margin(site: np.ndarray, target: TableObject, others: Sequence[TableObject],
-                       table_z: float) -> Optional[float]:
+                       table_z: float, hand: HandShape = OPEN) -> Optional[float]:
     """
     Return how much sooner (site height) the target is touched than the first neighbour.
 
     None when coming down over `site` misses the target or the hand would stand on the table
     before it reaches the target.
     """
-    target_height = contact_height(site, target, HAND_CORE)
-    if target_height is None or target_height < table_z - HAND_BOTTOM - TABLE_ALLOWANCE:
+    target_height = contact_height(site, target, hand.core)
+    if target_height is None or target_height < table_z - hand.bottom - TABLE_ALLOWANCE:
         return None
-    heights = [h for h in (contact_height(site, obj) for obj in others) if h is not None]
+    heights = [h for h in (contact_height(site, obj, hand.bounds) for obj in others)
+               if h is not None]
     return target_height - max(heights) if heights else float('inf')
 
 
@@ -143,7 +175,8 @@ def reachable(site: np.ndarray, crossing_z: float) -> bool:
 
 def touch_spot(target: TableObject, others: Sequence[TableObject], table_z: float,
                preferred: np.ndarray, start: np.ndarray,
-               room_tiers: Sequence[float] = SPOT_ROOM_TIERS) -> tuple[np.ndarray, float]:
+               room_tiers: Sequence[float] = SPOT_ROOM_TIERS,
+               hand: HandShape = OPEN) -> tuple[np.ndarray, float]:
     """
     Return the grasp-site xy to come down over and the height to cross the table at.
 
@@ -153,7 +186,7 @@ def touch_spot(target: TableObject, others: Sequence[TableObject], table_z: floa
     """
     objects = [target, *others]
     sites = np.array([target.x, target.y]) + np.array(SPOT_OFFSETS)
-    margins = [first_touch_margin(site, target, others, table_z) for site in sites]
+    margins = [first_touch_margin(site, target, others, table_z, hand) for site in sites]
     is_clear = np.array([margin is not None and margin >= FIRST_MARGIN for margin in margins])
     # Room is kept from neighbours only: where the hand would miss the target, coming down
     # ends in a touch of it (or of nothing) rather than of a neighbour, and moving towards the
@@ -171,10 +204,10 @@ def touch_spot(target: TableObject, others: Sequence[TableObject], table_z: floa
     leading = sorted((i for i, margin in enumerate(margins)
                       if margin is not None and not is_clear[i]), key=lambda i: -margins[i])
     for site in (sites[i] for i in [*clear, *leading]):
-        crossing_z = crossing_height(objects, start, site, table_z)
+        crossing_z = crossing_height(objects, start, site, table_z, hand)
         if reachable(site, crossing_z):
             return site, crossing_z
-    return preferred, crossing_height(objects, start, preferred, table_z)
+    return preferred, crossing_height(objects, start, preferred, table_z, hand)
 
 
 def spot_rooms(sites: np.ndarray, is_blocked: np.ndarray) -> np.ndarray:
@@ -194,16 +227,16 @@ def room_tier(room: float, tiers: Sequence[float]) -> int:
 
 
 def crossing_height(objects: Sequence[TableObject], start: np.ndarray, end: np.ndarray,
-                    table_z: float) -> float:
+                    table_z: float, hand: HandShape = OPEN) -> float:
     """
-    Return a grasp-site height at which the open hand passes over the objects on its way.
+    Return a grasp-site height at which the hand passes over the objects on its way.
 
     On its way: the hand's footprint moved along the straight line from `start` to `end` (xy);
     over bare table, a height clear of the table.
     """
-    heights = [table_z - HAND_BOTTOM]
+    heights = [table_z - hand.bottom]
     for fraction in np.linspace(0.0, 1.0, CROSSING_SAMPLES):
         site = start + fraction * (end - start)
-        heights.extend(h for h in (contact_height(site, obj) for obj in objects)
+        heights.extend(h for h in (contact_height(site, obj, hand.bounds) for obj in objects)
                        if h is not None)
     return max(heights) + CROSSING_CLEARANCE
