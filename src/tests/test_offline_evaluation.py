@@ -5,7 +5,7 @@ from pathlib import Path
 
 from humanoid_vla.actions import ActionSpec, ActionSpecMismatchError
 from humanoid_vla.checkpoint import CheckpointNotFoundError, save_checkpoint
-from humanoid_vla.data import EpisodeReader, EpisodeWriter
+from humanoid_vla.data import EpisodeReader
 from humanoid_vla.evaluation import evaluate_offline
 from humanoid_vla.evaluation.offline import main as eval_main, swapped_instructions
 from humanoid_vla.models import CustomVLAConfig, CustomVLAModel
@@ -15,32 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from .tiny_training import INSTRUCTIONS, TINY_MODEL, write_moves
+
 SPEC = ActionSpec()  # right hand pose + gripper: 8-D
-INSTRUCTIONS = ('move left', 'move right')
-TINY_MODEL = {
-    'image_size': 32, 'patch_size': 16, 'vision_hidden_size': 32, 'vision_layers': 1,
-    'vision_heads': 2, 'vision_intermediate_size': 64, 'language_encoder': 'tiny',
-    'tiny_language_hidden_size': 16, 'tiny_language_layers': 1, 'hidden_size': 32,
-    'num_heads': 2, 'num_fusion_layers': 1, 'dropout': 0.0,
-}
 
 
 def write_dataset(path: Path, action_dim: int = SPEC.dim) -> Path:
     """Write 8 episodes of 10 steps: x from the frame brightness, y from the instruction."""
-    rng = np.random.default_rng(1)
-    with EpisodeWriter(path, valid_fraction=0.25) as writer:
-        for episode in range(8):
-            instruction = INSTRUCTIONS[episode % 2]
-            writer.begin_episode(instruction)
-            for step in range(10):
-                brightness = float(rng.uniform())
-                side = 0.5 if episode % 2 == 0 else -0.5
-                action = np.array([brightness, side, 0.3, 0, 0, 0, 1, float(brightness > 0.5)],
-                                  np.float32)[:action_dim]
-                frame = np.full((16, 16, 3), round(brightness * 255), np.uint8)
-                writer.add_step({'front_rgb': frame}, action, 0.1 * step)
-            writer.end_episode(True)
-    return path
+    return write_moves(path, length=10, seed=1, action_dim=action_dim)
 
 
 @pytest.fixture(scope='module', autouse=True)

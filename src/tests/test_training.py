@@ -9,7 +9,7 @@ import sys
 from humanoid_vla.actions import ActionSpecMismatchError
 from humanoid_vla.camera_projection import ImageCrop, PinholeCamera
 from humanoid_vla.checkpoint import load_checkpoint
-from humanoid_vla.data import EpisodeDataset, EpisodeReader, EpisodeReadError, EpisodeWriter
+from humanoid_vla.data import EpisodeDataset, EpisodeReader, EpisodeReadError
 from humanoid_vla.evaluation import evaluate_offline
 from humanoid_vla.models import CustomVLAConfig
 from humanoid_vla.policies import Observation
@@ -29,38 +29,10 @@ import pytest
 import torch
 import yaml
 
+from .tiny_training import INSTRUCTIONS, TINY_MODEL, write_moves
+
 WORKSPACE = Path(__file__).resolve().parents[2]
-INSTRUCTIONS = ('move left', 'move right')
-TINY_MODEL = {
-    'image_size': 32, 'patch_size': 16, 'vision_hidden_size': 32, 'vision_layers': 1,
-    'vision_heads': 2, 'vision_intermediate_size': 64, 'language_encoder': 'tiny',
-    'tiny_language_hidden_size': 16, 'tiny_language_layers': 1, 'hidden_size': 32,
-    'num_heads': 2, 'num_fusion_layers': 1, 'dropout': 0.1,
-}
-
-
-def target_action(brightness: float, instruction: str) -> np.ndarray:
-    """Return the action to learn: x from the image, y from the instruction, fixed rest."""
-    side = 0.5 if instruction == INSTRUCTIONS[0] else -0.5
-    return np.array([brightness, side, 0.3, 0.0, 0.0, 0.0, 1.0, float(brightness > 0.5)],
-                    np.float32)
-
-
-def write_dataset(path: Path, episodes: int = 8, length: int = 12, seed: int = 0,
-                  failed: tuple[int, ...] = ()) -> Path:
-    """Write episodes whose actions depend on the frame brightness and on the instruction."""
-    rng = np.random.default_rng(seed)
-    with EpisodeWriter(path, valid_fraction=0.25) as writer:
-        for episode in range(episodes):
-            instruction = INSTRUCTIONS[episode % 2]
-            writer.begin_episode(instruction)
-            for step in range(length):
-                brightness = float(rng.uniform())
-                frame = np.full((16, 16, 3), round(brightness * 255), np.uint8)
-                writer.add_step({'front_rgb': frame}, target_action(brightness, instruction),
-                                0.1 * step)
-            writer.end_episode(episode not in failed)
-    return path
+TRAINING_MODEL = {**TINY_MODEL, 'dropout': 0.1}  # dropout: resume must restore its RNG too
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -74,12 +46,12 @@ def one_thread():
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp('data') / 'moves.hdf5')
+    return write_moves(tmp_path_factory.mktemp('data') / 'moves.hdf5')
 
 
 def make_config(data: Path, output_dir: Path, **overrides) -> TrainingConfig:
     fields = {
-        'data': [str(data)], 'output_dir': str(output_dir), 'model': dict(TINY_MODEL),
+        'data': [str(data)], 'output_dir': str(output_dir), 'model': dict(TRAINING_MODEL),
         'batch_size': 8, 'num_workers': 0, 'max_steps': 8, 'learning_rate': 3e-3,
         'warmup_steps': 2, 'eval_every': 0, 'checkpoint_every': 0, 'log_every': 2,
         'device': 'cpu', 'augment': False,
@@ -114,7 +86,7 @@ def trained(dataset, tmp_path_factory) -> Trainer:
     output = tmp_path_factory.mktemp('run') / 'out'
     config = make_config(dataset, output, max_steps=80, batch_size=16, eval_every=40,
                          checkpoint_every=20, keep_last_checkpoints=2, log_every=10,
-                         model={**TINY_MODEL, 'dropout': 0.0})
+                         model={**TRAINING_MODEL, 'dropout': 0.0})
     return run_training(config)
 
 
@@ -131,7 +103,7 @@ def test_a_short_run_lowers_the_loss(trained):
 
 def test_bf16_autocast_on_cpu_learns_and_keeps_fp32_weights(dataset, tmp_path):
     config = make_config(dataset, tmp_path / 'bf16', max_steps=80, batch_size=16,
-                         precision='bf16', model={**TINY_MODEL, 'dropout': 0.0})
+                         precision='bf16', model={**TRAINING_MODEL, 'dropout': 0.0})
     trainer = Trainer(config, show_progress=False)
     queued = list(trainer._messages)
     trainer.train()
@@ -268,7 +240,7 @@ def test_use_instruction_false_withholds_the_instruction(dataset, tmp_path):
 
 def test_action_offset_reaches_training_validation_checkpoint_and_offline_eval(dataset, tmp_path):
     trainer = run_training(make_config(dataset, tmp_path / 'out', action_offset=1, chunk_size=2,
-                                       max_steps=2, model={**TINY_MODEL}))
+                                       max_steps=2, model={**TRAINING_MODEL}))
     for split, data in (('train', trainer.train_data), ('valid', trainer.valid_data)):
         plain = EpisodeDataset(dataset, split=split, chunk_size=2, image_size=32)
         torch.testing.assert_close(data[0]['actions'][0], plain[1]['actions'][0])
@@ -282,7 +254,7 @@ def test_action_offset_reaches_training_validation_checkpoint_and_offline_eval(d
 
 def test_successful_only_leaves_failed_demonstrations_out_of_training_and_validation(tmp_path):
     # Episodes 0-7 (the writer's mask puts 1 and 3 in validation); 0 and 3 failed.
-    data = write_dataset(tmp_path / 'mixed.hdf5', failed=(0, 3))
+    data = write_moves(tmp_path / 'mixed.hdf5', failed=(0, 3))
     with EpisodeReader(data) as reader:
         failed = [n for n in reader.demo_names() if not reader.success(n)]
         train_failed = len(set(failed) & set(reader.split('train')))
@@ -298,13 +270,13 @@ def test_successful_only_leaves_failed_demonstrations_out_of_training_and_valida
 
 
 def test_successful_only_with_no_successful_episode_says_so(tmp_path):
-    data = write_dataset(tmp_path / 'failed.hdf5', episodes=2, failed=(0, 1))
+    data = write_moves(tmp_path / 'failed.hdf5', episodes=2, failed=(0, 1))
     with pytest.raises(EpisodeReadError, match='no successful episodes'):
         run_training(make_config(data, tmp_path / 'out', max_steps=1, successful_only=True))
 
 
 def test_subgoal_part_trains_the_subgoal_head_and_is_checked(dataset, tmp_path):
-    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+    model = {**TRAINING_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'subgoal_loss_weight': 1.0}
     trainer = run_training(make_config(dataset, tmp_path / 'out', max_steps=2, model=model,
                                        subgoal_part='right_gripper'))
@@ -356,7 +328,7 @@ def test_segment_grounding_targets_train_each_segment_still_ahead_on_its_own_map
 
 
 def test_grounding_upcoming_trains_every_map_still_ahead(dataset, tmp_path):
-    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+    model = {**TRAINING_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}
     config = make_config(dataset, tmp_path / 'out', max_steps=2, eval_every=2, model=model,
                          subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA,
@@ -374,7 +346,7 @@ def test_grounding_upcoming_trains_every_map_still_ahead(dataset, tmp_path):
 
 
 def test_map_anchors_use_the_grounding_camera_and_the_run_s_action_units(dataset, tmp_path):
-    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+    model = {**TRAINING_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2,
              'map_anchors': True}
     config = make_config(dataset, tmp_path / 'out', max_steps=2, model=model,
@@ -408,12 +380,12 @@ def test_peer_grounding_targets_train_one_map_per_group_with_every_peer():
 
 def test_grounding_peer_groups_train_the_last_maps_and_stay_out_of_the_error(tmp_path):
     import h5py
-    path = write_dataset(tmp_path / 'peers.hdf5')
+    path = write_moves(tmp_path / 'peers.hdf5')
     peers = {'colour': [[0.5, -0.5, 0.3], [0.0, 0.0, 0.3]], 'shape': [[0.5, 0.5, 0.3]]}
     with h5py.File(path, 'r+') as handle:
         for name in handle['data']:
             handle['data'][name].attrs['grounding_peers'] = json.dumps(peers)
-    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+    model = {**TRAINING_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 4}
     config = make_config(path, tmp_path / 'out', max_steps=2, eval_every=2, model=model,
                          subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA,
@@ -460,7 +432,7 @@ def test_grounding_peer_groups_train_the_last_maps_and_stay_out_of_the_error(tmp
 
 
 def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_path):
-    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+    model = {**TRAINING_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}
     config = make_config(dataset, tmp_path / 'out', max_steps=2, eval_every=2, model=model,
                          subgoal_part='right_gripper', grounding_camera=DOWN_CAMERA)
@@ -488,7 +460,7 @@ def test_grounding_camera_trains_the_grounding_maps_and_is_checked(dataset, tmp_
 
 def test_an_image_crop_moves_the_grounding_targets_into_its_window(dataset, tmp_path):
     window = [0.25, 0.0, 1.0, 0.75]
-    model = {**TINY_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
+    model = {**TRAINING_MODEL, 'vision_backbone': 'conv', 'pooling': 'readout',
              'language_film': True, 'subgoal_loss_weight': 1.0, 'grounding_maps': 2}
     runs = {}
     for name, crop in (('frame', None), ('window', window)):
@@ -549,9 +521,9 @@ def test_bad_values_are_refused(dataset, tmp_path, field, value, message):
 
 def test_model_fields_must_agree_with_the_training_config(dataset, tmp_path):
     with pytest.raises(TrainingConfigError, match='action_dim=7 contradicts'):
-        make_config(dataset, tmp_path, model={**TINY_MODEL, 'action_dim': 7})
+        make_config(dataset, tmp_path, model={**TRAINING_MODEL, 'action_dim': 7})
     with pytest.raises(TrainingConfigError, match='patch_size'):
-        make_config(dataset, tmp_path, model={**TINY_MODEL, 'patch_size': 15})
+        make_config(dataset, tmp_path, model={**TRAINING_MODEL, 'patch_size': 15})
     assert make_config(dataset, tmp_path, chunk_size=3).build_model_config().chunk_size == 3
 
 
@@ -562,7 +534,7 @@ def test_action_parts_must_match_the_data(dataset, tmp_path):
 
 
 def test_yaml_overrides_and_relative_model_path(dataset, tmp_path):
-    (tmp_path / 'model.yaml').write_text(yaml.safe_dump(TINY_MODEL))
+    (tmp_path / 'model.yaml').write_text(yaml.safe_dump(TRAINING_MODEL))
     (tmp_path / 'train.yaml').write_text(yaml.safe_dump(
         {'data': [str(dataset)], 'output_dir': str(tmp_path / 'out'), 'model': 'model.yaml'}))
     config = TrainingConfig.from_yaml(tmp_path / 'train.yaml', [
@@ -698,7 +670,7 @@ def test_instruction_paraphrase_draws_follow_seed_and_step(dataset, tmp_path):
 def test_instruction_paraphrases_path_is_relative_to_the_config_and_checked(dataset, tmp_path):
     write_paraphrases(tmp_path / 'paraphrases.yaml')
     (tmp_path / 'train.yaml').write_text(yaml.safe_dump(
-        {'data': [str(dataset)], 'output_dir': str(tmp_path / 'out'), 'model': TINY_MODEL,
+        {'data': [str(dataset)], 'output_dir': str(tmp_path / 'out'), 'model': TRAINING_MODEL,
          'instruction_paraphrases': 'paraphrases.yaml'}))
     config = TrainingConfig.from_yaml(tmp_path / 'train.yaml')
     assert Path(config.instruction_paraphrases) == tmp_path / 'paraphrases.yaml'
