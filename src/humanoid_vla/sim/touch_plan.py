@@ -55,12 +55,14 @@ class HandShape(NamedTuple):
         return min(box.bottom for box in self.bounds)
 
 
+# The palm's bounds: the wrist link does not move with the fingers, so both hands share them.
+PALM_BOUNDS = HandBox(-0.073, 0.025, 0.044, 0.031)
 # The open right hand (gripper 0; palm down, fingers forward and 30 degrees down).
 OPEN = HandShape(
     gripper=0.0,
     bounds=(HandBox(0.035, 0.096, 0.044, -0.003),   # finger tips
             HandBox(-0.008, 0.062, 0.044, 0.012),   # finger roots
-            HandBox(-0.073, 0.025, 0.044, 0.031),   # palm
+            PALM_BOUNDS,
             HandBox(-0.108, -0.062, 0.015, -0.027)),  # thumb
     core=(HandBox(0.065, 0.1, 0.035, 0.01),         # finger tips
           HandBox(0.015, 0.065, 0.04, 0.025),       # fingers
@@ -73,7 +75,7 @@ CURLED = HandShape(
     gripper=0.4,
     bounds=(HandBox(0.025, 0.061, 0.044, -0.035),   # finger tips
             HandBox(-0.011, 0.054, 0.044, 0.0),     # finger roots
-            HandBox(-0.073, 0.025, 0.044, 0.031),   # palm
+            PALM_BOUNDS,
             HandBox(-0.076, -0.048, 0.015, -0.034)),  # thumb
     core=(HandBox(0.04, 0.05, 0.035, -0.014),       # finger tips
           HandBox(0.015, 0.035, 0.035, 0.014),      # fingers
