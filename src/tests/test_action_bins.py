@@ -46,6 +46,9 @@ def test_bins_refuse_a_degenerate_layout(count, half_range):
     ({'action_bins': 1}, 'action_bins'), ({'action_bins': -4}, 'action_bins'),
     ({'action_bins': 16, 'action_bin_range': 0.0}, 'action_bin_range'),
     ({'action_bins': 16, 'action_bin_readout': 'median'}, 'action_bin_readout'),
+    ({'action_binned_dims': 2}, 'needs action_bins'),
+    ({'action_bins': 16, 'action_binned_dims': 99}, 'action_binned_dims'),
+    ({'action_bins': 16, 'action_binned_dims': -1}, 'action_binned_dims'),
 ])
 def test_config_refuses_bad_bin_settings(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -109,3 +112,38 @@ def test_mean_readout_is_the_expectation_over_all_bins():
     assert bins.decode(two_modes.log()).item() == pytest.approx(0.45 * -0.6 + 0.55 * 0.7, abs=1e-5)
     with pytest.raises(ValueError, match='readout'):
         ActionBins(33, 1.0, readout='median')
+
+
+def test_partly_binned_head_classifies_the_leading_entries_and_regresses_the_rest():
+    config = tiny_config(action_bins=32, action_binned_dims=2, chunk_size=2, action_dim=3,
+                         loss_type='mse')
+    assert config.classified_action_dims == 2
+    assert CustomVLAModel(config).action_head[-1].out_features == 2 * (2 * 32 + 1)
+    predicted = fit_split_demonstrations(config)
+    assert predicted.shape == (1, 2, 3)
+    # The classified x, y pick the likelier side; the regressed entry settles at the mean.
+    torch.testing.assert_close(predicted[..., :2], torch.full((1, 2, 2), 0.8), atol=0.05,
+                               rtol=0)
+    torch.testing.assert_close(predicted[..., 2], torch.full((1, 2), 0.16), atol=0.1, rtol=0)
+
+
+def test_partly_binned_loss_is_cross_entropy_then_l1_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    config = tiny_config(action_bins=16, action_binned_dims=1)
+    model = CustomVLAModel(config).eval()
+    pixels, actions = make_batch(config)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    heads = []
+    model.action_head.register_forward_hook(lambda module, inputs, output: heads.append(output))
+    with torch.no_grad():
+        out = model(pixels, instruction_embeddings=tokens, attention_mask=mask, actions=actions)
+    logits = heads[0].view(2, config.chunk_size, -1)[..., :16].unsqueeze(-2)
+    expected = torch.cat([model.action_bins.loss(logits, actions[..., :1]),
+                          (out.predicted_actions - actions)[..., 1:].abs()], dim=-1).mean()
+    assert out.action_loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = CustomVLAModel.from_pretrained(tmp_path)
+    assert loaded.config.action_binned_dims == 1
+    with torch.no_grad():
+        again = loaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    assert torch.equal(out.predicted_actions, again.predicted_actions)

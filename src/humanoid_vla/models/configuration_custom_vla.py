@@ -91,6 +91,11 @@ class CustomVLAConfig(PretrainedConfig):
       checkpoint can be served either way.  The mode delays timing decisions: a gripper
       that may let go now or a tick later keeps holding while "hold" stays the likelier bin
       (session 19: 7 of 20 simulated pick-and-places never let go).
+    - ``action_binned_dims``: with ``action_bins``, how many leading entries of each action
+      are classified (0: all of them); the entries after them are regressed with
+      ``loss_type``.  3 classifies the hand's x, y, z, where demonstrations split between two
+      sides of a reference, and leaves the gripper regressed, where the mode read-out delays
+      letting go.
 
     Grounding aids (conv backbone only; all off by default, so older checkpoints load as they
     were trained):
@@ -194,6 +199,7 @@ class CustomVLAConfig(PretrainedConfig):
     action_bins: int = 0
     action_bin_range: float = 1.25
     action_bin_readout: str = 'mode'
+    action_binned_dims: int = 0
     pooling: str = 'mean'
     vision_backbone: str = 'vit'
     initializer_range: float = 0.02
@@ -358,6 +364,11 @@ class CustomVLAConfig(PretrainedConfig):
                 f'action_bins must be 0 (regression) or at least 2, got {self.action_bins}')
         if not self.action_bin_range > 0:
             raise ValueError(f'action_bin_range must be > 0, got {self.action_bin_range}')
+        if not 0 <= self.action_binned_dims <= self.action_dim:
+            raise ValueError(f'action_binned_dims must be in [0, action_dim={self.action_dim}], '
+                             f'got {self.action_binned_dims}')
+        if self.action_binned_dims and not self.action_bins:
+            raise ValueError('action_binned_dims needs action_bins > 0')
         if self.action_bin_readout not in ACTION_BIN_READOUTS:
             raise ValueError(f'action_bin_readout must be one of {ACTION_BIN_READOUTS}, got '
                              f'{self.action_bin_readout!r}')
@@ -366,6 +377,13 @@ class CustomVLAConfig(PretrainedConfig):
     def crop(self) -> ImageCrop | None:
         """Return ``image_crop`` as an ``ImageCrop`` (None: the whole frame)."""
         return None if self.image_crop is None else ImageCrop.from_sequence(self.image_crop)
+
+    @property
+    def classified_action_dims(self) -> int:
+        """Return how many leading entries of each action the binned head classifies."""
+        if not self.action_bins:
+            return 0
+        return self.action_binned_dims or self.action_dim
 
     @property
     def num_patches(self) -> int:

@@ -760,8 +760,7 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         self.action_head = nn.Sequential(
             nn.Linear(config.hidden_size, config.hidden_size),
             nn.GELU(),
-            nn.Linear(config.hidden_size,
-                      config.chunk_size * config.action_dim * max(config.action_bins, 1)),
+            nn.Linear(config.hidden_size, config.chunk_size * action_head_width(config)),
         )
         self.action_bins = (ActionBins(config.action_bins, config.action_bin_range,
                                        config.action_bin_readout)
@@ -1035,9 +1034,12 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 offsets = self.map_anchors(pooled, grounding_positions)
                 predicted = torch.cat([predicted[..., :2] + offsets, predicted[..., 2:]], dim=-1)
         else:
-            action_logits = head.view(batch_size, self.config.chunk_size,
-                                      self.config.action_dim, self.action_bins.count)
-            predicted = self.action_bins.decode(action_logits)
+            classified = self.config.classified_action_dims
+            head = head.view(batch_size, self.config.chunk_size, -1)
+            action_logits = head[..., :classified * self.action_bins.count].unflatten(
+                -1, (classified, self.action_bins.count))
+            regressed = head[..., classified * self.action_bins.count:]
+            predicted = torch.cat([self.action_bins.decode(action_logits), regressed], dim=-1)
         subgoal = None if self.subgoal_head is None else self.subgoal_head(pooled)
         loss = action_loss = action_error = grounding_loss = None
         if grounding_targets is not None:
@@ -1162,16 +1164,20 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         """
         Masked loss averaged over the counted entries.
 
-        L1 or MSE (``config.loss_type``) of ``predicted``, or with ``action_logits``
-        (B, chunk_size, action_dim, action_bins) of a binned head their cross-entropy.
+        L1 or MSE (``config.loss_type``) of ``predicted``; with ``action_logits``
+        (B, chunk_size, classified dims, action_bins) of a binned head, their cross-entropy
+        for the classified leading entries.
         """
         target = self._action_target(predicted, actions)
-        if action_logits is not None:
-            error = self.action_bins.loss(action_logits, target).to(predicted.dtype)
-        elif self.config.loss_type == 'l1':
+        if self.config.loss_type == 'l1':
             error = (predicted - target).abs()
         else:
             error = (predicted - target).square()
+        if action_logits is not None:
+            classified = action_logits.shape[-2]
+            error = torch.cat([
+                self.action_bins.loss(action_logits, target[..., :classified]).to(error.dtype),
+                error[..., classified:]], dim=-1)
         return masked_mean(error, action_mask)
 
     def action_error(
@@ -1195,6 +1201,12 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
                 f'{tuple(actions.shape)}'
             )
         return target
+
+
+def action_head_width(config: CustomVLAConfig) -> int:
+    """Return the action head's outputs per chunk step: bin logits, then regressed entries."""
+    classified = config.classified_action_dims
+    return classified * config.action_bins + config.action_dim - classified
 
 
 def masked_mean(error: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
