@@ -83,6 +83,18 @@ def test_binned_head_learns_one_mode_where_mse_regression_averages_them():
     assert regressed.abs().max().item() < 0.4  # near the mean, 0.16: on neither side
 
 
+def reloaded(model: CustomVLAModel, path, pixels: torch.Tensor,
+             predicted: torch.Tensor) -> CustomVLAConfig:
+    """Save and load ``model``; check it predicts ``predicted`` again; return its config."""
+    model.save_pretrained(path)
+    loaded = CustomVLAModel.from_pretrained(path)
+    tokens, mask = loaded.encode_instructions(INSTRUCTIONS)
+    with torch.no_grad():
+        again = loaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
+    assert torch.equal(predicted, again.predicted_actions)
+    return loaded.config
+
+
 def test_binned_model_reports_cross_entropy_loss_and_l1_error_and_round_trips(tmp_path):
     torch.manual_seed(0)
     config = tiny_config(action_bins=16)
@@ -98,12 +110,7 @@ def test_binned_model_reports_cross_entropy_loss_and_l1_error_and_round_trips(tm
     assert out.action_loss.item() == pytest.approx(torch.log(torch.tensor(16.0)).item(), rel=0.1)
     l1 = (out.predicted_actions - actions).abs().mean()
     assert out.action_error.item() == pytest.approx(l1.item(), rel=1e-5)
-    model.save_pretrained(tmp_path)
-    loaded = CustomVLAModel.from_pretrained(tmp_path)
-    assert loaded.config.action_bins == 16
-    with torch.no_grad():
-        again = loaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
-    assert torch.equal(out.predicted_actions, again.predicted_actions)
+    assert reloaded(model, tmp_path, pixels, out.predicted_actions).action_bins == 16
 
 
 def test_mean_readout_is_the_expectation_over_all_bins():
@@ -141,9 +148,4 @@ def test_partly_binned_loss_is_cross_entropy_then_l1_and_round_trips(tmp_path):
     expected = torch.cat([model.action_bins.loss(logits, actions[..., :1]),
                           (out.predicted_actions - actions)[..., 1:].abs()], dim=-1).mean()
     assert out.action_loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    model.save_pretrained(tmp_path)
-    loaded = CustomVLAModel.from_pretrained(tmp_path)
-    assert loaded.config.action_binned_dims == 1
-    with torch.no_grad():
-        again = loaded(pixels, instruction_embeddings=tokens, attention_mask=mask)
-    assert torch.equal(out.predicted_actions, again.predicted_actions)
+    assert reloaded(model, tmp_path, pixels, out.predicted_actions).action_binned_dims == 1
