@@ -8,7 +8,7 @@ from humanoid_vla.checkpoint import save_untrained_checkpoint
 from humanoid_vla.evaluation import diagnose
 from humanoid_vla.evaluation.pick_diagnosis import (classify, Closing, EpisodeDiagnosis,
                                                     format_summary, OUTCOMES, Release,
-                                                    run_episode, summarize)
+                                                    run_episode, spot_offsets, summarize)
 from humanoid_vla.evaluation.rollout import expert_actor, policy_actors
 from humanoid_vla.policies.base import Policy
 from humanoid_vla.sim.gl import select_gl_backend
@@ -66,9 +66,21 @@ def test_summary_counts_outcomes_per_relation_and_reads_the_first_closing():
     assert summary['first_closing_nearest_is_target'] == 2
     assert summary['missed_target_cm_median'] == 15.0
     assert summary['not_placed_last_release_gap_cm'] == {'next_to': [], 'on': [30.0]}
+    assert summary['not_placed_last_release_spot_cm'] == []
     text = format_summary('x', summary)
     assert 'missed 1' in text and 'next_to  2 episodes' in text
     assert 'at the last release (cm): on 30.0' in text
+    let_go = episode('next_to', 'not_placed', [0.0])
+    let_go.releases = [Release(9, -0.03, 0.04, spot_radial_m=-0.089, spot_lateral_m=0.053)]
+    summary = summarize(episodes + [let_go])
+    assert summary['not_placed_last_release_spot_cm'] == [[-8.9, 5.3]]
+    assert "expert's spot at the last release" in format_summary('x', summary)
+
+
+def test_spot_offsets_are_along_and_across_the_way_from_the_reference():
+    reference, spot = np.array([0.3, -0.1]), np.array([0.3, 0.0])  # the spot is on its left
+    radial, lateral = spot_offsets(np.array([0.32, -0.03]), spot, reference)
+    assert radial == pytest.approx(-0.03) and lateral == pytest.approx(-0.02)
 
 
 @needs_rendering
@@ -88,8 +100,11 @@ def test_the_expert_succeeds_after_one_closing_at_the_target(env, seed):
     assert 0.0 <= release.height_m < 0.03
     if task.relation == 'next_to':
         assert 0.0 < release.reference_gap_m <= NEXT_TO_GAP
+        # The expert lets go at its own spot.
+        assert abs(release.spot_radial_m) < 0.02 and abs(release.spot_lateral_m) < 0.02
     else:
         assert release.reference_gap_m < 0.0
+        assert release.spot_radial_m is None
 
 
 @needs_rendering

@@ -21,7 +21,10 @@ For every closing of the gripper it records how far the grasp site was from the 
 surface and which object was nearest (the grasp assist attaches within 3 cm); for every time
 the hand lets go of the target, the free gap between the footprints of target and place
 reference and how high above the table the target was (a "next to" needs a gap of at most
-8 cm; on the plate the footprints overlap, so the gap is negative). Unlike the
+8 cm; on the plate the footprints overlap, so the gap is negative), and for "next to" how far
+the target was from the scripted expert's place spot (planned at the reset), along the way
+from the reference and across it (session 31: a policy's failed "next to" targets lay 4-11 cm
+from it, mostly towards the reference). Unlike the
 closed loop, physics waits for the policy here (no timing effects). Use `--substeps 5` to
 apply each command, and the assisted grasp's rules, at every 20 ms step as the bridge does: with
 one step per tick (the default) a release is only seen after the arm has moved, which once hid
@@ -39,6 +42,7 @@ from typing import Callable, Optional, Sequence
 
 from humanoid_vla.evaluation.rollout import Actor, roll_out
 from humanoid_vla.sim.tasks import NEXT_TO_GAP, TaskSpec
+import numpy as np
 
 OUTCOMES = ('success', 'never_closed', 'missed', 'picked_reference', 'wrong_object',
             'not_placed')
@@ -63,6 +67,11 @@ class Release:
     step: int
     reference_gap_m: float  # between the footprints; < 0: overlapping (on the plate)
     height_m: float  # of the target's underside above the table top
+    # "Next to" only: the target's centre from the expert's place spot, along the direction
+    # from the reference to the spot (< 0: towards the reference) and across it. Spot and
+    # reference are those at the reset: a reference pushed away since moves the gap, not these.
+    spot_radial_m: Optional[float] = None
+    spot_lateral_m: Optional[float] = None
 
 
 @dataclass
@@ -92,6 +101,9 @@ class GraspMonitor:
         self.releases: list[Release] = []
         self._closed = False
         self._held: Optional[str] = None
+        # The expert's place spot and the reference's centre (x, y), for "next to" tasks.
+        self.place_spot: Optional[np.ndarray] = None
+        self.reference_xy: Optional[np.ndarray] = None
         from humanoid_vla.sim.grasp import CLOSED_THRESHOLD  # the grasp assist's own (mujoco)
         self._threshold = CLOSED_THRESHOLD
 
@@ -113,10 +125,30 @@ class GraspMonitor:
             self.closings[-1].attached = held
         target = self.task.target
         if self._held == target and held != target:
-            self.releases.append(Release(
-                step, footprint_gap(world, target, self.task.reference),
-                bottom_z(world, target) - world.table_top_z()))
+            release = Release(step, footprint_gap(world, target, self.task.reference),
+                              bottom_z(world, target) - world.table_top_z())
+            if self.place_spot is not None:
+                release.spot_radial_m, release.spot_lateral_m = spot_offsets(
+                    world.object_pose(target)[0][:2], self.place_spot, self.reference_xy)
+            self.releases.append(release)
         self._held = held
+
+    def plan_place(self, env, task: TaskSpec) -> None:
+        """Note the expert's place spot right after the reset (``next_to`` tasks only)."""
+        if task.relation != 'next_to':
+            return
+        from humanoid_vla.sim.expert import ScriptedExpert  # mujoco, like grasp
+        self.place_spot = ScriptedExpert(env.world, task, env.side).place_spot()[:2]
+        self.reference_xy = np.array(env.world.object_pose(task.reference)[0][:2])
+
+
+def spot_offsets(position: np.ndarray, spot: np.ndarray,
+                 reference: np.ndarray) -> tuple[float, float]:
+    """Return ``position`` (x, y) from ``spot``: along reference -> spot, and across it."""
+    outward = (spot - reference) / np.linalg.norm(spot - reference)
+    offset = np.asarray(position, dtype=float) - spot
+    return (float(offset @ outward),
+            float(outward[0] * offset[1] - outward[1] * offset[0]))
 
 
 def classify(task: TaskSpec, success: bool, closings: Sequence[Closing],
@@ -141,7 +173,11 @@ def run_episode(env, task: TaskSpec, make_actor: Callable[[object, TaskSpec], Ac
     monitor = GraspMonitor(env, task)
     diagnosis = EpisodeDiagnosis(task.seed, task.instruction, task.target, task.reference,
                                  task.relation)
-    success, diagnosis.steps = roll_out(env, task, make_actor, max_steps, substeps,
+
+    def planned_actor(env_, task_: TaskSpec) -> Actor:
+        monitor.plan_place(env_, task_)  # roll_out has reset the scene by now
+        return make_actor(env_, task_)
+    success, diagnosis.steps = roll_out(env, task, planned_actor, max_steps, substeps,
                                         on_tick=monitor.update)
     diagnosis.closings = monitor.closings
     diagnosis.releases = monitor.releases
@@ -181,6 +217,12 @@ def summarize(episodes: Sequence[EpisodeDiagnosis]) -> dict[str, object]:
                              if e.outcome == 'not_placed' and e.relation == relation
                              and e.releases)
             for relation in relations},
+        # Those "next to" releases from the expert's spot: (radial, lateral) in cm.
+        'not_placed_last_release_spot_cm': [
+            [round(100 * e.releases[-1].spot_radial_m, 1),
+             round(100 * e.releases[-1].spot_lateral_m, 1)]
+            for e in episodes if e.outcome == 'not_placed' and e.releases
+            and e.releases[-1].spot_radial_m is not None],
     }
 
 
@@ -203,6 +245,11 @@ def format_summary(label: str, summary: dict[str, object]) -> str:
                            for relation, values in gaps.items())
         lines.append(f'  not placed: footprint gap to the place reference at the last release '
                      f'(cm): {listed} (a next to needs <= {100 * NEXT_TO_GAP:.0f})')
+    if summary['not_placed_last_release_spot_cm']:
+        listed = ', '.join(f'({radial}, {lateral})' for radial, lateral
+                           in summary['not_placed_last_release_spot_cm'])
+        lines.append(f"  not placed next to: the target from the expert's spot at the last "
+                     f'release (cm, towards -/away + from the reference, across): {listed}')
     if summary['missed_target_cm_median'] is not None:
         lines.append(f'  missed: median {summary["missed_target_cm_median"]} cm from the target '
                      f'at the first closing (the grasp assist reaches 3 cm)')

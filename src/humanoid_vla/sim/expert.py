@@ -155,7 +155,7 @@ class ScriptedExpert:
             self.carry_offset = hand - pos  # the object hangs at this offset from the site
             return np.array([self.command_pos[0], self.command_pos[1], carry_z])
         if name == 'carry':
-            self.spot = self._place_spot()
+            self.spot = self.place_spot()
             spot = self.spot
             return np.array([spot[0] + self.carry_offset[0], spot[1] + self.carry_offset[1],
                              carry_z])
@@ -206,8 +206,14 @@ class ScriptedExpert:
         """Return the grasp-site height for an object whose top is at top_z."""
         return max(top_z - GRASP_BELOW_TOP, self.world.table_top_z() + MIN_GRASP_HEIGHT)
 
-    def _place_spot(self) -> np.ndarray:
-        """Return where the target's centre should be when it is let go (base_link)."""
+    def place_spot(self) -> np.ndarray:
+        """
+        Return where the target's centre should be when it is let go (base_link).
+
+        Planned when the carry starts. Asked right after a reset (the pick diagnosis does),
+        the target's hold in the hand is not known yet (no carry offset), so which neighbours
+        count as below the hand, and with them the spot, may differ a little.
+        """
         world, task = self.world, self.task
         shape = world.object_shape(task.target)
         ref_pos, _ = world.object_pose(task.reference)
