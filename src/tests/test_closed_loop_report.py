@@ -104,6 +104,19 @@ def test_summary_and_step_budgets():
     assert step_budgets('touch=10') == {'touch': 10, 'pick_place': 80}
 
 
+def test_summary_splits_pick_place_by_relation():
+    episodes = [dict(_episode('pick_place', 'train', True, 0), relation='next_to'),
+                dict(_episode('pick_place', 'train', False, 1), relation='next_to'),
+                dict(_episode('pick_place', 'train', True, 2), relation='on'),
+                dict(_episode('touch', 'train', False, 3), relation=None)]
+    summary = summarise(episodes)
+    assert summary['pick_place'] == {'episodes': 3, 'successes': 2, 'success_rate': 2 / 3}
+    assert summary['pick_place/next_to'] == {'episodes': 2, 'successes': 1, 'success_rate': 0.5}
+    assert summary['pick_place/on']['successes'] == 1
+    assert summary['touch']['episodes'] == 1 and 'touch/None' not in summary
+    assert summary['all'] == {'episodes': 4, 'successes': 2, 'success_rate': 0.5}
+
+
 def test_server_overrides_become_ros_arguments():
     assert server_overrides([]) == []
     assert server_overrides(['replan_steps:=2', ' temporal_ensembling := true']) == [

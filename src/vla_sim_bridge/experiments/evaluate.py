@@ -39,6 +39,7 @@ import time
 from typing import Optional, Sequence
 
 from humanoid_vla.sim.layout import HAND_WORKSPACE_MAX, HAND_WORKSPACE_MIN
+from humanoid_vla.sim.tasks import sample_task
 from vla_sim_bridge.experiments.record import parse_families
 from vla_sim_bridge.launcher import CONFIG, NodeProcesses, SIM_CAMERA_TIMEOUT_S
 
@@ -123,11 +124,24 @@ def default_label(checkpoint: Optional[str]) -> str:
         return 'model'
 
 
+def summary_keys(episode: dict) -> list:
+    """
+    Return the summary rows an episode counts in: its family, and family/relation if any.
+
+    'pick_place/next_to' and 'pick_place/on' then read off the results file instead of being
+    worked out from the seeds again (sessions 20-32 did that by hand).
+    """
+    keys = [episode['family']]
+    if episode.get('relation'):
+        keys.append(f"{episode['family']}/{episode['relation']}")
+    return keys
+
+
 def summarise(episodes: list) -> dict:
-    """Return {family: {episodes, successes, success_rate}} plus 'all'."""
+    """Return {family or family/relation: {episodes, successes, success_rate}} plus 'all'."""
     summary = {}
-    for key in sorted({e['family'] for e in episodes}) + ['all']:
-        chosen = [e for e in episodes if key in ('all', e['family'])]
+    for key in sorted({k for e in episodes for k in summary_keys(e)}) + ['all']:
+        chosen = [e for e in episodes if key == 'all' or key in summary_keys(e)]
         wins = sum(bool(e['success']) for e in chosen)
         summary[key] = {'episodes': len(chosen), 'successes': wins,
                         'success_rate': wins / len(chosen) if chosen else 0.0}
@@ -241,6 +255,7 @@ def evaluate(args: argparse.Namespace) -> dict:
                     time.sleep(0.15)
                     frames.append(_save_frame(client, frames_dir, f'{tag}_end'))
                 episode.update(seed=seed, family=family, split=args.split,
+                               relation=sample_task(seed, family, args.split).relation,
                                instruction=reset.instruction_used, max_steps=budget,
                                wall_s=round(time.monotonic() - t0, 2),
                                frames=[f for f in frames if f])
