@@ -139,12 +139,17 @@ def summary_keys(episode: dict) -> list:
 
 def summarise(episodes: list) -> dict:
     """Return {family or family/relation: {episodes, successes, success_rate}} plus 'all'."""
+    counts: dict = {}  # key -> [episodes, successes], one pass over the episodes
+    for episode in episodes:
+        for key in summary_keys(episode) + ['all']:
+            tally = counts.setdefault(key, [0, 0])
+            tally[0] += 1
+            tally[1] += bool(episode['success'])
     summary = {}
-    for key in sorted({k for e in episodes for k in summary_keys(e)}) + ['all']:
-        chosen = [e for e in episodes if key == 'all' or key in summary_keys(e)]
-        wins = sum(bool(e['success']) for e in chosen)
-        summary[key] = {'episodes': len(chosen), 'successes': wins,
-                        'success_rate': wins / len(chosen) if chosen else 0.0}
+    for key in sorted(k for k in counts if k != 'all') + ['all']:
+        total, wins = counts.get(key, (0, 0))
+        summary[key] = {'episodes': total, 'successes': wins,
+                        'success_rate': wins / total if total else 0.0}
     return summary
 
 
