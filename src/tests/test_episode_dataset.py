@@ -124,14 +124,14 @@ def test_segment_indices_count_the_changes_so_far():
         dataset_module.segment_indices(np.zeros(0))
 
 
-def write_gripper_episode(path, gripper):
+def write_gripper_episode(path, gripper, attributes=None):
     """Write one episode whose actions are (step, gripper command): segments end at changes."""
     with EpisodeWriter(path) as writer:
         writer.begin_episode('pick it up')
         for step, grip in enumerate(gripper):
             writer.add_step({'front_rgb': _frame(0, step)},
                             np.array([step, grip], np.float32), 0.1 * step)
-        writer.end_episode(True)
+        writer.end_episode(True, attributes)
     return path
 
 
@@ -167,6 +167,22 @@ def test_segment_subgoals_hold_every_segment_end_and_mark_those_still_ahead(tmp_
                                                     subgoal_dim=-1)[0]
     with pytest.raises(ValueError, match='needs subgoal_dim'):
         EpisodeDataset(path, split=None, image_size=8, segment_subgoals=2)
+
+
+def test_an_episode_starting_in_a_later_segment_counts_its_segments_from_there(tmp_path):
+    # A recovery demonstration that starts with the target in hand: carry, release, open.
+    gripper = [1, 1, 1, 0.4, 0]
+    path = write_gripper_episode(tmp_path / 'held.hdf5', gripper,
+                                 {dataset_module.FIRST_SEGMENT_ATTRIBUTE: 1})
+    data = EpisodeDataset(path, split=None, image_size=8, action_offset=1, subgoal_dim=-1,
+                          segment_subgoals=3)
+    items = [data[step] for step in range(len(gripper))]
+    assert [item['subgoal_segment'] for item in items] == [1, 1, 2, 3, 3]
+    assert [int(item['subgoal'][0]) for item in items] == [2, 2, 3, 4, 4]
+    # Segment 0 (the grasp) is not in the episode: no subgoal for map 0, the carry's in row 1.
+    assert items[0]['segment_subgoals'][:, 0].tolist() == [0, 2, 3]
+    assert items[0]['segment_subgoal_mask'].tolist() == [False, True, True]
+    assert items[2]['segment_subgoal_mask'].tolist() == [False, False, True]
 
 
 def test_split_follows_the_masks(dataset_path):

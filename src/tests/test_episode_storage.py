@@ -170,6 +170,21 @@ def test_zero_step_episode_is_refused_and_discarded(tmp_path):
         assert not list((tmp_path / 'ds.episodes').glob('demo_*'))
 
 
+def test_extra_episode_attributes_are_stored_and_reserved_ones_refused(tmp_path):
+    path = tmp_path / 'extra.hdf5'
+    with EpisodeWriter(path) as writer:
+        writer.begin_episode('carry on')
+        for obs, action, stamp in make_steps(2):
+            writer.add_step(obs, action, stamp)
+        with pytest.raises(EpisodeFormatError, match='success'):
+            writer.end_episode(True, {'success': False})
+        name = writer.end_episode(True, {'first_segment': 1})
+    with EpisodeReader(path) as reader:
+        group = reader.demo_group(name)
+        assert group.attrs['first_segment'] == 1 and bool(group.attrs['success'])
+    assert validate_file(path).ok
+
+
 def test_state_errors(tmp_path):
     writer = EpisodeWriter(tmp_path / 'ds.hdf5')
     with pytest.raises(EpisodeStateError):

@@ -34,6 +34,10 @@ _GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 # Episode attribute holding the peer groups' positions (written by vla-sim-annotate-peers), and
 # the most objects one group can hold (a scene has at most five).
 PEERS_ATTRIBUTE = 'grounding_peers'
+# Episode attribute: gripper segments done before the first frame (default 0). A recovery
+# demonstration that starts with the target already in hand (vla-sim-record-recoveries) starts
+# at segment 1, so its frames train the place map, not the grasp map.
+FIRST_SEGMENT_ATTRIBUTE = 'first_segment'
 MAX_PEERS = 5
 
 
@@ -259,7 +263,8 @@ class EpisodeDataset(Dataset):
                             f'subgoal_dim {self._subgoal_dim} is outside the '
                             f'{actions.shape[1]} action dimensions of {name} of {path}')
                     segment_ends = segment_end_steps(actions[:, self._subgoal_dim])
-                    indices = segment_indices(actions[:, self._subgoal_dim])
+                    indices = (segment_indices(actions[:, self._subgoal_dim])
+                               + int(group.attrs.get(FIRST_SEGMENT_ATTRIBUTE, 0)))
                 peers = peer_mask = None
                 if self._peer_groups:
                     peers, peer_mask = self._read_peers(group, f'{name} of {path}')
@@ -371,11 +376,12 @@ class EpisodeDataset(Dataset):
                                current_segment: int) -> dict[str, torch.Tensor]:
         """Return the ``segment_subgoals`` and ``segment_subgoal_mask`` entries of an item."""
         count = self._segment_subgoals
-        last_steps = episode.segment_last_steps()[:count]
+        first = min(int(episode.segment_indices[0]), count)  # FIRST_SEGMENT_ATTRIBUTE
+        last_steps = episode.segment_last_steps()[:count - first]
         subgoals = np.zeros((count, episode.actions.shape[1]), dtype=np.float32)
-        subgoals[:last_steps.size] = episode.actions[last_steps]
+        subgoals[first:first + last_steps.size] = episode.actions[last_steps]
         segments = np.arange(count)
-        mask = (segments < last_steps.size) & (segments >= current_segment)
+        mask = (segments < first + last_steps.size) & (segments >= current_segment)
         return {'segment_subgoals': torch.from_numpy(subgoals),
                 'segment_subgoal_mask': torch.from_numpy(mask)}
 

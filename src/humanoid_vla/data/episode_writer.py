@@ -54,6 +54,9 @@ _LOG = logging.getLogger(__name__)
 # Low-dimensional data is buffered and written in blocks this long (images go frame by frame).
 _FLUSH_EVERY = 64
 _ACTIONS = 'actions'
+# Episode attributes the writer sets itself (end_episode's `attributes` may not).
+RESERVED_EPISODE_ATTRIBUTES = frozenset({'num_samples', 'success', 'language_instruction',
+                                         'action_dimension_names'})
 _TIMESTAMPS = 'timestamps'
 # h5py reports a failed write as OSError or, when HDF5 files it under flush/close, RuntimeError.
 _H5_WRITE_ERRORS = (OSError, RuntimeError)
@@ -217,9 +220,12 @@ class _ActiveEpisode:
             self.written[name] = start + len(rows)
             rows.clear()
 
-    def finish(self, success: bool, action_names: list[str] | None) -> None:
+    def finish(self, success: bool, action_names: list[str] | None,
+               attributes: Mapping[str, object] | None = None) -> None:
         """Write the closing attributes, mark the file complete and close it."""
         self.flush()
+        for key, value in (attributes or {}).items():
+            self.group.attrs[key] = value
         self.group.attrs['num_samples'] = self.num_steps
         self.group.attrs['success'] = bool(success)
         if action_names is not None:
@@ -410,9 +416,19 @@ class EpisodeWriter:
         active.abandon()
         raise EpisodeWriteError(message)
 
-    def end_episode(self, success: bool) -> str:
-        """Commit the episode; returns its demo name once it and the index are on disk."""
+    def end_episode(self, success: bool,
+                    attributes: Mapping[str, int | float | str | bool] | None = None) -> str:
+        """
+        Commit the episode; returns its demo name once it and the index are on disk.
+
+        ``attributes``: extra episode attributes (e.g. ``first_segment`` of a recovery
+        demonstration); the layout's own names are refused.
+        """
         active = self._require_active()
+        reserved = set(attributes or {}) & RESERVED_EPISODE_ATTRIBUTES
+        if reserved:
+            raise EpisodeFormatError(f'episode attributes {sorted(reserved)} are written by the '
+                                     'writer itself')
         if active.num_steps == 0:
             self.discard_episode()
             raise EpisodeFormatError('an episode needs at least one step; it was discarded')
@@ -420,7 +436,7 @@ class EpisodeWriter:
         final = self._episodes_dir / episode_file_name(active.index)
         message = None
         try:
-            active.finish(success, self._action_names)
+            active.finish(success, self._action_names, attributes)
             _verify_episode_file(active.path, name, active.num_steps)
             fsync_path(active.path)
             os.replace(active.path, final)

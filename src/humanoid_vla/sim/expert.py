@@ -102,6 +102,12 @@ class ScriptedExpert:
         """Return whether every phase has run."""
         return self.index >= len(self.phases)
 
+    @property
+    def segments_done(self) -> int:
+        """Return how many gripper segments (runs of one gripper command) precede this phase."""
+        grippers = [phase.gripper for phase in self.phases[:self.index + 1]]
+        return sum(before != after for before, after in zip(grippers, grippers[1:]))
+
     def act(self) -> np.ndarray:
         """Return the next action vector: pose (7, xyzw) + gripper (1)."""
         if self.done:
@@ -234,6 +240,30 @@ class ScriptedExpert:
         xy, _ = spot_beside(reference, shape.radius, list(obstacles.values()),
                             EXPERT_PLACE_GAPS, EXPERT_ENOUGH_ROOM)
         return np.array([xy[0], xy[1], centre_z])
+
+
+def take_over(world: TabletopWorld, task: TaskSpec, side: str = 'right'
+              ) -> Optional[ScriptedExpert]:
+    """
+    Return an expert that carries on the task from the world as it is now, or None.
+
+    For recovery demonstrations: whoever drove the hand so far (a policy), the expert starts
+    at the hand's pose. A touch starts over (up, across, down: the spot is planned from here).
+    A pick-and-place holding its target goes on at the lift (the carry offset is measured
+    from the hold the hand has); holding nothing, it starts at the approach, wherever the
+    target lies (a target let go in the wrong place is picked up again). Holding another
+    object, no phase of the script applies: None.
+    """
+    expert = ScriptedExpert(world, task, side)
+    if task.family == 'touch':
+        return expert
+    held = world.held_object(side)
+    if held is None:
+        return expert
+    if held != task.target:
+        return None
+    expert.index = [phase.name for phase in PICK_PLACE].index('lift')
+    return expert
 
 
 def run_expert_episode(world: TabletopWorld, task: TaskSpec, max_steps: int = 80,
