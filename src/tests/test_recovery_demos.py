@@ -46,6 +46,28 @@ def test_the_expert_takes_over_in_the_phase_the_world_allows(env):
     assert take_over(env.world, task, env.side) is None
 
 
+def drive_until(env, task, phase: str) -> None:
+    """Run the scripted expert until it enters ``phase`` (the hand is then on its course)."""
+    expert = ScriptedExpert(env.world, task, env.side)
+    for _ in range(80):
+        if expert.phases[expert.index].name == phase:
+            return
+        env.apply_action(expert.act())
+    raise AssertionError(f'the expert never reached {phase!r}')
+
+
+@pytest.mark.parametrize('family, seed, phase', [
+    ('touch', TOUCH_SEED, 'descend'), ('pick_place', ON_PLATE_SEED, 'descend'),
+    ('pick_place', ON_PLATE_SEED, 'lower')])
+def test_a_hand_already_on_course_goes_straight_down(env, family, seed, phase):
+    task = sample_task(seed, family)
+    env.reset_task(task)
+    drive_until(env, task, phase)
+    expert = take_over(env.world, task, env.side)
+    assert expert.phases[expert.index].name == phase
+    assert expert.segments_done == (1 if phase == 'lower' else 0)
+
+
 def expert_until_held(env, task):
     """Drive with the scripted expert itself (the episode is handed over mid-task)."""
     return ScriptedExpert(env.world, task, env.side).act

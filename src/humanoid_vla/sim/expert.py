@@ -32,6 +32,7 @@ GRASP_QUAT = np.array(scene.GRASP_QUAT_XYZW)  # palm down, fingers forward and 3
 MAX_STEP = 0.04  # m per tick
 MAX_ROTATION_STEP = 0.25  # rad per tick
 REACHED = 0.01  # m between the hand and the waypoint
+ON_COURSE = 0.02  # m (x, y) from its last approach's line down where take_over goes straight down
 PHASE_TIMEOUT = 8  # ticks a phase waits for a hand that does not get to its waypoint
 MIN_GRASP_HEIGHT = 0.03  # m above the table: lower, the thumb would hit the table
 GRASP_BELOW_TOP = 0.035  # m; higher, the palm and finger roots would press on the object
@@ -248,21 +249,37 @@ def take_over(world: TabletopWorld, task: TaskSpec, side: str = 'right'
     Return an expert that carries on the task from the world as it is now, or None.
 
     For recovery demonstrations: whoever drove the hand so far (a policy), the expert starts
-    at the hand's pose. A touch starts over (up, across, down: the spot is planned from here).
-    A pick-and-place holding its target goes on at the lift (the carry offset is measured
-    from the hold the hand has); holding nothing, it starts at the approach, wherever the
-    target lies (a target let go in the wrong place is picked up again). Holding another
-    object, no phase of the script applies: None.
+    at the hand's pose. A hand already within ON_COURSE of where its last approach comes down
+    (the touch spot; the target to grasp; the place spot, holding the target) goes straight
+    down from there, as the expert's own episodes do; sending it up and across again would
+    teach a policy that is nearly there to turn back. Otherwise a touch starts over (up,
+    across, down: the spot is planned from here), and a pick-and-place goes on at the lift
+    holding its target (the carry offset is the hold the hand has), at the approach holding
+    nothing, wherever the target lies (one let go in the wrong place is picked up again).
+    Holding another object, no phase of the script applies: None.
     """
     expert = ScriptedExpert(world, task, side)
+    names = [phase.name for phase in expert.phases]
+    hand, _ = world.hand_pose(side)
     if task.family == 'touch':
+        spot, _ = expert.plan_touch()
+        if np.linalg.norm(hand[:2] - spot) <= ON_COURSE:
+            expert.index = names.index('descend')
         return expert
     held = world.held_object(side)
+    target, _ = world.object_pose(task.target)
     if held is None:
+        if np.linalg.norm(hand[:2] - target[:2]) <= ON_COURSE:
+            expert.index = names.index('descend')
         return expert
     if held != task.target:
         return None
-    expert.index = [phase.name for phase in PICK_PLACE].index('lift')
+    expert.carry_offset = hand - target
+    expert.spot = expert.place_spot()
+    if np.linalg.norm(hand[:2] - (expert.spot + expert.carry_offset)[:2]) <= ON_COURSE:
+        expert.index = names.index('lower')
+    else:
+        expert.index = names.index('lift')
     return expert
 
 
