@@ -54,10 +54,10 @@ _LOG = logging.getLogger(__name__)
 # Low-dimensional data is buffered and written in blocks this long (images go frame by frame).
 _FLUSH_EVERY = 64
 _ACTIONS = 'actions'
+_TIMESTAMPS = 'timestamps'
 # Episode attributes the writer sets itself (end_episode's `attributes` may not).
 RESERVED_EPISODE_ATTRIBUTES = frozenset({'num_samples', 'success', 'language_instruction',
                                          'action_dimension_names'})
-_TIMESTAMPS = 'timestamps'
 # h5py reports a failed write as OSError or, when HDF5 files it under flush/close, RuntimeError.
 _H5_WRITE_ERRORS = (OSError, RuntimeError)
 

@@ -32,7 +32,7 @@ from typing import Optional, Sequence
 
 from humanoid_vla.actions import ActionSpec
 from humanoid_vla.evaluation.pick_diagnosis import MAX_STEPS
-from humanoid_vla.evaluation.rollout import Actor
+from humanoid_vla.evaluation.rollout import roll_out
 from humanoid_vla.evaluation.touch_diagnosis import MAX_TOUCH_STEPS
 from humanoid_vla.sim.tasks import FAMILIES, sample_task, TaskSpec
 import numpy as np
@@ -53,20 +53,6 @@ class RecoveryEpisode:
     outcome: str  # 'recorded', 'policy finished', 'touch decided', 'holding another object'
     expert_success: bool = False
     recorded_steps: int = 0
-
-
-def policy_phase(env, act: Actor, ticks: int, substeps: int) -> Optional[str]:
-    """Run the policy for ``ticks``; return why the episode ends here, or None."""
-    share = 1.0 / (env.control_hz * substeps)
-    for _ in range(ticks):
-        command = act()
-        for _ in range(substeps):
-            env.apply_action(command, sim_seconds=share)
-        if env.success():
-            return 'policy finished'
-        if env.first_touched:
-            return 'touch decided'
-    return None
 
 
 def expert_phase(env, task: TaskSpec, expert, writer, max_steps: int,
@@ -111,11 +97,10 @@ def record_recovery(env, task: TaskSpec, make_actor, handover: int, writer,
     from humanoid_vla.sim.expert import take_over
 
     episode = RecoveryEpisode(task.seed, task.family, handover, 'recorded')
-    env.reset_task(task)
-    env.world.settle()
-    ended = policy_phase(env, make_actor(env, task), handover, substeps)
-    if ended is not None:
-        episode.outcome = ended
+    policy_finished, _ = roll_out(env, task, make_actor, handover, substeps)
+    # A touch is decided by the first object touched, whatever the hand does after it.
+    if policy_finished or env.first_touched:
+        episode.outcome = 'policy finished' if policy_finished else 'touch decided'
         return episode
     expert = take_over(env.world, task, env.side)
     if expert is None:
