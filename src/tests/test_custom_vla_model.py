@@ -211,6 +211,23 @@ def test_instruction_focus_heads_keep_two_words_apart():
         'query_from_proprio.weight': (64, 5), 'query_from_proprio.bias': (64,)}
 
 
+@pytest.mark.parametrize('first_stage', [1, 2])
+def test_film_first_stage_leaves_the_earlier_stages_blind_to_the_instruction(first_stage):
+    torch.manual_seed(0)
+    model = CustomVLAModel(grounding_config(film_first_stage=first_stage)).eval()
+    pixels, _ = make_batch(model.config, batch_size=1)
+    tokens, mask = model.encode_instructions(INSTRUCTIONS)
+    context = modeling.mean_instruction_state(tokens, mask)
+    widths = (32, 64, model.config.vision_hidden_size)
+    assert model.vision.film.out_features == 2 * sum(widths[first_stage:])
+    normalized = model.pixel_normalizer(pixels)
+    first_tokens, _, first_fine = model.vision(normalized, context[:1])
+    second_tokens, _, second_fine = model.vision(normalized, context[1:])
+    assert not torch.allclose(first_tokens, second_tokens)
+    # The stride-4 map is the second stage's output: modulated only from stage 1 on.
+    assert torch.allclose(first_fine, second_fine) == (first_stage == 2)
+
+
 def test_film_heads_widen_the_film_input_and_all_of_them_train():
     torch.manual_seed(0)
     config = grounding_config(film_pooling='attention', film_heads=3, use_proprio=True,
@@ -395,6 +412,9 @@ def test_auto_classes_round_trip(model, tmp_path):
     ({'vision_backbone': 'conv', 'language_film': True, 'film_pooling': 'max'}, 'film_pooling'),
     ({'vision_backbone': 'conv', 'film_pooling': 'attention'}, 'needs language_film'),
     ({'vision_backbone': 'conv', 'language_film': True, 'film_heads': 2}, 'film_heads'),
+    ({'vision_backbone': 'conv', 'language_film': True, 'film_first_stage': 3},
+     'film_first_stage'),
+    ({'vision_backbone': 'conv', 'film_first_stage': 1}, 'needs language_film'),
     ({'vision_backbone': 'conv', 'language_film': True, 'film_pooling': 'attention',
       'film_heads': 0}, 'film_heads'),
     ({'vision_backbone': 'conv', 'grounding_maps': 3, 'grounding_and_maps': 1,

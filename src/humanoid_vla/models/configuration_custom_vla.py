@@ -19,6 +19,7 @@ POOLING_MODES = ('mean', 'readout')
 FILM_POOLING_MODES = ('mean', 'attention')
 VISION_BACKBONES = ('vit', 'conv')
 CONV_STRIDE = 16  # pixels per token side of the conv backbone
+CONV_STAGES = 3  # normalised convolution stages of the conv backbone (FiLM's places)
 GROUNDING_STRIDES = (8, 4)  # pixels per grounding-map cell side
 MINILM_HIDDEN_SIZE = 384
 
@@ -112,6 +113,10 @@ class CustomVLAConfig(PretrainedConfig):
     - ``film_heads``: with ``film_pooling="attention"``, how many queries pool the tokens (each
       with its own keys); their vectors are concatenated into the FiLM input.  One is the
       pooling checkpoints before this field were trained with.
+    - ``film_first_stage``: FiLM modulates the convolution stages from this one on (0: all
+      three; 2: only the last). Stages before it see the image alone, so their colour and
+      edge features cannot be tied to the colour-shape pairs named in training: a held-out
+      pair ("the orange block") is then read by the later stage from the same features.
     - ``spatial_keypoints``: that many learnt heat maps over the stride-8 feature grid, each
       read out as its expected image position (spatial soft-argmax); the coordinates join the
       fusion layers as one more token.  The camera is fixed, so an image position is a table
@@ -206,6 +211,7 @@ class CustomVLAConfig(PretrainedConfig):
     language_film: bool = False
     film_pooling: str = 'mean'
     film_heads: int = 1
+    film_first_stage: int = 0
     spatial_keypoints: int = 0
     subgoal_loss_weight: float = 0.0
     grounding_maps: int = 0
@@ -350,6 +356,11 @@ class CustomVLAConfig(PretrainedConfig):
             raise ValueError(f'film_heads must be >= 1, and above 1 only with '
                              f'film_pooling="attention"; got {self.film_heads} with '
                              f'{self.film_pooling!r}')
+        if not 0 <= self.film_first_stage < CONV_STAGES:
+            raise ValueError(f'film_first_stage must be in 0..{CONV_STAGES - 1}, got '
+                             f'{self.film_first_stage}')
+        if self.film_first_stage and not self.language_film:
+            raise ValueError('film_first_stage needs language_film=True')
         if self.spatial_keypoints < 0:
             raise ValueError(f'spatial_keypoints must be >= 0, got {self.spatial_keypoints}')
         if self.subgoal_loss_weight < 0:

@@ -26,7 +26,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .action_bins import ActionBins
-from .configuration_custom_vla import CONV_STRIDE, CustomVLAConfig
+from .configuration_custom_vla import CONV_STAGES, CONV_STRIDE, CustomVLAConfig
 from .language import (
     build_tiny_encoder,
     freeze,
@@ -97,15 +97,22 @@ class ConvVisionEncoder(nn.Module):
     Stacking (pixel unshuffle) instead of a further stride keeps which quarter of its cell a
     feature came from, and the fusion layers see a quarter of the tokens (attention cost).
     With ``film_size`` set, a vector of that size (the instruction) scales and shifts the
-    channels after every normalisation, so features can depend on what the instruction names.
+    channels after the normalisation of every stage from ``film_first_stage`` on, so features
+    can depend on what the instruction names.
     """
 
-    def __init__(self, channels: int, image_size: int, film_size: int | None = None) -> None:
+    def __init__(self, channels: int, image_size: int, film_size: int | None = None,
+                 film_first_stage: int = 0) -> None:
         super().__init__()
         widths = (32, 64, channels)
-        self.film_widths = widths
+        if not 0 <= film_first_stage < CONV_STAGES:
+            raise ValueError(f'film_first_stage must be in 0..{CONV_STAGES - 1}, got '
+                             f'{film_first_stage}')
+        self.film_first_stage = film_first_stage
+        self.film_widths = widths[film_first_stage:]
         self.fine_width = widths[1]
-        self.film = None if film_size is None else nn.Linear(film_size, 2 * sum(widths))
+        self.film = (None if film_size is None
+                     else nn.Linear(film_size, 2 * sum(self.film_widths)))
 
         def norm(width: int) -> nn.GroupNorm:
             return nn.GroupNorm(math.gcd(8, width), width)
@@ -134,12 +141,15 @@ class ConvVisionEncoder(nn.Module):
             raise ValueError('film_context must be given exactly when the encoder has FiLM')
         scales_and_shifts = self._film_parameters(film_context)
         features = fine = pixels
-        activations = 0
+        activations = stage = 0
         for layer in self.layers:
             features = layer(features)
-            if scales_and_shifts and isinstance(layer, nn.GroupNorm):
-                scale, shift = scales_and_shifts.pop(0)
-                features = features * (1.0 + scale[:, :, None, None]) + shift[:, :, None, None]
+            if isinstance(layer, nn.GroupNorm):
+                if scales_and_shifts and stage >= self.film_first_stage:
+                    scale, shift = scales_and_shifts.pop(0)
+                    features = (features * (1.0 + scale[:, :, None, None])
+                                + shift[:, :, None, None])
+                stage += 1
             if isinstance(layer, nn.GELU):
                 activations += 1
                 if activations == 2:
@@ -150,7 +160,7 @@ class ConvVisionEncoder(nn.Module):
     def _film_parameters(
         self, film_context: torch.Tensor | None
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Split the FiLM projection into one (scale, shift) pair per normalised stage."""
+        """Split the FiLM projection into one (scale, shift) pair per modulated stage."""
         if self.film is None or film_context is None:
             return []
         parameters = self.film(film_context)
@@ -724,7 +734,8 @@ class CustomVLAModel(CustomVLAPreTrainedModel):
         if config.vision_backbone == 'conv':
             self.vision = ConvVisionEncoder(
                 config.vision_hidden_size, config.image_size,
-                film_size=config.film_size if config.language_film else None)
+                film_size=config.film_size if config.language_film else None,
+                film_first_stage=config.film_first_stage)
         else:
             self.vision = CLIPVisionModel(config.build_vision_config())
         self.vision_norm = nn.LayerNorm(config.vision_hidden_size)
